@@ -1,0 +1,75 @@
+// Module entry: registers each file's exports and the kernel constants the
+// TypeScript layer composes flags from (values as this build saw them, with
+// compat.h filling in what the system headers lack).
+#include <fcntl.h>
+#include <napi.h>
+#include <sys/mman.h>
+
+#include "compat.h"
+#include "file.h"
+#include "io.h"
+#include "memory.h"
+#include "stat.h"
+#include "uring.h"
+
+namespace odirect {
+namespace {
+
+Napi::Object Constants(Napi::Env env) {
+  Napi::Object c = Napi::Object::New(env);
+  auto set = [&](const char* name, double value) { c.Set(name, Napi::Number::New(env, value)); };
+  set("O_RDONLY", O_RDONLY);
+  set("O_WRONLY", O_WRONLY);
+  set("O_RDWR", O_RDWR);
+  set("O_CREAT", O_CREAT);
+  set("O_EXCL", O_EXCL);
+  set("O_TRUNC", O_TRUNC);
+  set("O_DIRECT", O_DIRECT);
+  set("O_DSYNC", O_DSYNC);
+  set("O_SYNC", O_SYNC);
+  set("O_APPEND", O_APPEND);
+  set("O_NOFOLLOW", O_NOFOLLOW);
+  set("O_DIRECTORY", O_DIRECTORY);
+  set("RWF_HIPRI", RWF_HIPRI);
+  set("RWF_DSYNC", RWF_DSYNC);
+  set("RWF_SYNC", RWF_SYNC);
+  set("RWF_NOWAIT", RWF_NOWAIT);
+  set("RWF_APPEND", RWF_APPEND);
+  set("RWF_NOAPPEND", RWF_NOAPPEND);
+  set("RWF_ATOMIC", RWF_ATOMIC);
+  set("RWF_DONTCACHE", RWF_DONTCACHE);
+  set("FALLOC_FL_KEEP_SIZE", FALLOC_FL_KEEP_SIZE);
+  set("FALLOC_FL_PUNCH_HOLE", FALLOC_FL_PUNCH_HOLE);
+  set("FALLOC_FL_ZERO_RANGE", FALLOC_FL_ZERO_RANGE);
+  set("SYNC_FILE_RANGE_WAIT_BEFORE", SYNC_FILE_RANGE_WAIT_BEFORE);
+  set("SYNC_FILE_RANGE_WRITE", SYNC_FILE_RANGE_WRITE);
+  set("SYNC_FILE_RANGE_WAIT_AFTER", SYNC_FILE_RANGE_WAIT_AFTER);
+  set("POSIX_FADV_NORMAL", POSIX_FADV_NORMAL);
+  set("POSIX_FADV_SEQUENTIAL", POSIX_FADV_SEQUENTIAL);
+  set("POSIX_FADV_RANDOM", POSIX_FADV_RANDOM);
+  set("POSIX_FADV_WILLNEED", POSIX_FADV_WILLNEED);
+  set("POSIX_FADV_DONTNEED", POSIX_FADV_DONTNEED);
+  set("STATX_ATTR_DAX", STATX_ATTR_DAX);
+  set("STATX_ATTR_WRITE_ATOMIC", STATX_ATTR_WRITE_ATOMIC);
+  set("STATX_DIOALIGN", STATX_DIOALIGN);
+  set("STATX_WRITE_ATOMIC", STATX_WRITE_ATOMIC);
+  set("STATX_DIO_READ_ALIGN", STATX_DIO_READ_ALIGN);
+  return c;
+}
+
+}  // namespace
+}  // namespace odirect
+
+// NODE_API_MODULE pastes its argument into a name, so the init function is unqualified.
+static Napi::Object InitOdirect(Napi::Env env, Napi::Object exports) {
+  using namespace odirect;
+  InitFile(env, exports);
+  InitIo(env, exports);
+  InitStat(env, exports);
+  InitMemory(env, exports);
+  InitUring(env, exports);
+  exports.Set("constants", Constants(env));
+  return exports;
+}
+
+NODE_API_MODULE(odirect, InitOdirect)
