@@ -1,0 +1,31 @@
+// Aligned memory in ordinary ArrayBuffers: over-allocate, ask the addon how
+// far the data is from an aligned address, return the aligned view. V8's
+// sandbox (Electron, future Node) refuses external memory, so no posix_memalign.
+import { native } from './native';
+import { checkPosition, rangeError } from './validate';
+
+const DEFAULT_ALIGNMENT = 4096;
+
+export function isPowerOfTwo(n: number): boolean {
+  return Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0;
+}
+
+/** True when the view's first byte sits at a multiple of `alignment`. */
+export function isMemoryAligned(view: ArrayBufferView, alignment: number): boolean {
+  return alignment <= 1 || native.addressModulo(view, alignment) === 0;
+}
+
+/**
+ * A zero-filled Buffer of `size` bytes whose address is a multiple of
+ * `alignment` (default 4096: enough for every device's DMA and page rules).
+ */
+export function alignedBuffer(size: number, alignment = DEFAULT_ALIGNMENT): Buffer {
+  checkPosition(size, 'size');
+  if (size === 0) throw rangeError('size', 'greater than 0', size);
+  if (!isPowerOfTwo(alignment) || alignment > 1 << 20) {
+    throw rangeError('alignment', 'a power of two no larger than 1 MiB', alignment);
+  }
+  const backing = Buffer.alloc(size + alignment);
+  const skip = (alignment - native.addressModulo(backing, alignment)) % alignment;
+  return backing.subarray(skip, skip + size);
+}

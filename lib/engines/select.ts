@@ -1,0 +1,16 @@
+// Which engine a file gets: ODIRECT_ENGINE forces one for the whole process;
+// 'auto' takes io_uring where a ring can be set up, the thread pool otherwise.
+import { UnsupportedError } from '../errors';
+import type { EngineName } from '../types';
+import { checkEnum } from '../validate';
+import type { Engine } from './engine';
+import { threadPoolEngine } from './threadpool';
+
+export function selectEngine(requested: 'auto' | EngineName = 'auto'): Engine {
+  const forced = checkEnum(process.env.ODIRECT_ENGINE || undefined, 'ODIRECT_ENGINE', ['uring', 'threadpool'] as const);
+  const want = forced ?? requested;
+  if (want === 'uring') {
+    throw new UnsupportedError('ERR_URING_UNAVAILABLE', 'the io_uring engine is not available in this build yet');
+  }
+  return threadPoolEngine;
+}

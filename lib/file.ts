@@ -1,0 +1,502 @@
+// DirectFile: the public handle. Each write runs the steps of design.md in
+// order: validate → atomic rules → alignment (direct / bounce / RMW / strict)
+// → ordering → engine → fallback. Each step's policy lives in policies/.
+import { C, native } from './native';
+import type { Engine } from './engines/engine';
+import { selectEngine } from './engines/select';
+import { AtomicWriteError, OdirectError, UnsupportedError, withContext } from './errors';
+import { alignmentError, findMisalignment } from './policies/alignment';
+import { checkAtomicResult, checkAtomicWrite, type AtomicRequest } from './policies/atomic';
+import { bouncePool } from './policies/bounce-pool';
+import { writeCached } from './policies/cache';
+import { finishBuffered } from './policies/fallback';
+import { OrderingGate } from './policies/ordering';
+import { RangeLock } from './policies/range-lock';
+import { alignedSpan, gather, partialBlocks, type Span } from './policies/rmw';
+import { writeBackAndDrop } from './policies/writeback';
+import { probe } from './probe';
+import type {
+  AlignmentMode,
+  Capabilities,
+  CacheMode,
+  EngineName,
+  FallbackMode,
+  FileStats,
+  OpenOptions,
+  WriteOptions,
+  WriteResult,
+} from './types';
+import {
+  ArgumentError,
+  checkBoolean,
+  checkBytes,
+  checkChunks,
+  checkEnd,
+  checkEnum,
+  checkOptions,
+  checkPath,
+  checkPosition,
+  rangeError,
+  typeError,
+} from './validate';
+
+interface ResolvedOpen {
+  path: string;
+  flags: number;
+  mode: number;
+  direct: boolean;
+  readOnly: boolean;
+  dsync: boolean;
+  engine: 'auto' | EngineName;
+  alignment: AlignmentMode;
+  fallback: FallbackMode;
+}
+
+function resolveOpenOptions(path: unknown, options: unknown): ResolvedOpen {
+  const p = checkPath(path);
+  const o = checkOptions<OpenOptions>(options, 'options');
+  const create = checkBoolean(o.create, 'options.create') ?? false;
+  const exclusive = checkBoolean(o.exclusive, 'options.exclusive') ?? false;
+  const truncate = checkBoolean(o.truncate, 'options.truncate') ?? false;
+  const readOnly = checkBoolean(o.readOnly, 'options.readOnly') ?? false;
+  const direct = checkBoolean(o.direct, 'options.direct') ?? true;
+  const dsync = checkBoolean(o.dsync, 'options.dsync') ?? false;
+  const engine = checkEnum(o.engine, 'options.engine', ['auto', 'uring', 'threadpool'] as const) ?? 'auto';
+  const alignment = checkEnum(o.alignment, 'options.alignment', ['bounce', 'strict'] as const) ?? 'bounce';
+  const fallback = checkEnum(o.fallback, 'options.fallback', ['buffered', 'error'] as const) ?? 'buffered';
+  const mode = o.mode === undefined ? 0o644 : o.mode;
+  if (typeof mode !== 'number') throw typeError('options.mode', 'a number', mode);
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) throw rangeError('options.mode', 'an integer from 0 to 0o7777', mode);
+  if (o.queueDepth !== undefined) {
+    if (typeof o.queueDepth !== 'number') throw typeError('options.queueDepth', 'a number', o.queueDepth);
+    if (!Number.isInteger(o.queueDepth) || o.queueDepth < 1 || o.queueDepth > 4096) {
+      throw rangeError('options.queueDepth', 'an integer from 1 to 4096', o.queueDepth);
+    }
+  }
+  if (readOnly && (truncate || exclusive)) {
+    throw new ArgumentError('ERR_INVALID_ARG_VALUE', 'options.readOnly cannot be combined with truncate or exclusive');
+  }
+  if (exclusive && !create) throw new ArgumentError('ERR_INVALID_ARG_VALUE', 'options.exclusive needs options.create');
+  let flags = readOnly ? C.O_RDONLY : C.O_RDWR;
+  if (create) flags |= C.O_CREAT;
+  if (exclusive) flags |= C.O_EXCL;
+  if (truncate) flags |= C.O_TRUNC;
+  if (dsync) flags |= C.O_DSYNC;
+  return { path: p, flags, mode, direct, readOnly, dsync, engine, alignment, fallback };
+}
+
+interface ResolvedWrite {
+  atomic: boolean;
+  cache: CacheMode;
+  rwflags: number;
+}
+
+function resolveWriteOptions(options: unknown): ResolvedWrite {
+  const o = checkOptions<WriteOptions>(options, 'options');
+  const atomic = checkBoolean(o.atomic, 'options.atomic') ?? false;
+  const cache = checkEnum(o.cache, 'options.cache', ['default', 'dontcache', 'writethrough'] as const) ?? 'default';
+  const dsync = checkBoolean(o.dsync, 'options.dsync') ?? false;
+  if (atomic && cache !== 'default') {
+    throw new AtomicWriteError('ERR_ATOMIC_NOT_DIRECT', `atomic writes are direct only; options.cache '${cache}' would write buffered`);
+  }
+  return { atomic, cache, rwflags: (dsync ? C.RWF_DSYNC : 0) | (atomic ? C.RWF_ATOMIC : 0) };
+}
+
+function emptyStats(): FileStats {
+  return {
+    direct: 0,
+    buffered: 0,
+    bufferedFallback: 0,
+    bounced: 0,
+    readModifyWrite: 0,
+    atomic: 0,
+    reads: 0,
+    bytesWritten: 0,
+    bytesRead: 0,
+    syncs: 0,
+  };
+}
+
+const EINVAL = 22;
+const EISDIR = 21;
+
+export class DirectFile {
+  readonly path: string;
+  readonly capabilities: Capabilities;
+  readonly stats: FileStats = emptyStats();
+  /** Writes go around the page cache (O_DIRECT opened and honoured by the filesystem). */
+  readonly direct: boolean;
+  readonly readOnly: boolean;
+  private readonly io: Engine;
+  private readonly fd: number;
+  private bufferedFd: Promise<number> | undefined;
+  private readonly openFlags: number;
+  private readonly alignmentMode: AlignmentMode;
+  private readonly fallbackMode: FallbackMode;
+  private readonly gate: OrderingGate;
+  private readonly locks = new RangeLock();
+  private closing: Promise<void> | undefined;
+
+  private constructor(r: ResolvedOpen, fd: number, direct: boolean, caps: Capabilities, io: Engine) {
+    this.path = r.path;
+    this.fd = fd;
+    this.direct = direct;
+    this.readOnly = r.readOnly;
+    this.capabilities = caps;
+    this.io = io;
+    this.openFlags = r.flags;
+    this.alignmentMode = r.alignment;
+    this.fallbackMode = r.fallback;
+    this.gate = new OrderingGate(caps.size);
+  }
+
+  get engine(): EngineName {
+    return this.io.name;
+  }
+
+  /** The size this handle knows: at open, then after each completed write, allocate and truncate. */
+  get size(): number {
+    return this.gate.knownSize;
+  }
+
+  get closed(): boolean {
+    return this.closing !== undefined;
+  }
+
+  static async open(path: string, options?: OpenOptions): Promise<DirectFile> {
+    const r = resolveOpenOptions(path, options);
+    const io = selectEngine(r.engine);
+    const fd = await DirectFile.openFd(r);
+    let opened: DirectFile | undefined;
+    try {
+      const caps = await probe(r.path);
+      const direct = r.direct && (r.flags & C.O_DIRECT) !== 0 && caps.direct.supported;
+      if (r.direct && !direct && r.fallback === 'error') {
+        throw new UnsupportedError('ERR_DIRECT_UNSUPPORTED', `direct I/O is not available on ${r.path}: ${caps.direct.reason}`, {
+          path: r.path,
+        });
+      }
+      opened = new DirectFile(r, fd, direct, caps, io);
+      return opened;
+    } finally {
+      if (!opened) await native.close(fd).catch(() => undefined);
+    }
+  }
+
+  /** Opens with O_DIRECT when asked; a filesystem that refuses it (EINVAL) gets a buffered fd if fallback allows. */
+  private static async openFd(r: ResolvedOpen): Promise<number> {
+    try {
+      const st = await native.statx(r.path).catch(() => undefined);
+      if (st && (st.mode & 0o170000) === 0o040000) {
+        throw new OdirectError('EISDIR', `EISDIR: ${r.path} is a directory`, { errno: EISDIR, syscall: 'open', path: r.path });
+      }
+      if (!r.direct) return await native.open(r.path, r.flags, r.mode);
+      try {
+        const fd = await native.open(r.path, r.flags | C.O_DIRECT, r.mode);
+        r.flags |= C.O_DIRECT;
+        return fd;
+      } catch (err) {
+        if ((err as { errno?: number }).errno !== EINVAL || r.fallback === 'error') throw err;
+        return await native.open(r.path, r.flags, r.mode);
+      }
+    } catch (err) {
+      throw withContext(err, { path: r.path });
+    }
+  }
+
+  // ---- writes ---------------------------------------------------------------
+
+  write(data: Uint8Array, position: number, options?: WriteOptions): Promise<WriteResult> {
+    return this.guard(() => {
+      const chunk = checkBytes(data, 'data');
+      return this.writeChunks([chunk], checkPosition(position), resolveWriteOptions(options));
+    });
+  }
+
+  writev(chunks: Uint8Array[], position: number, options?: WriteOptions): Promise<WriteResult> {
+    return this.guard(() => this.writeChunks(checkChunks(chunks), checkPosition(position), resolveWriteOptions(options)));
+  }
+
+  writeAtomic(data: Uint8Array, position: number, options?: Omit<WriteOptions, 'atomic' | 'cache'>): Promise<WriteResult> {
+    return this.guard(() => {
+      const chunk = checkBytes(data, 'data');
+      const o = checkOptions<WriteOptions>(options, 'options');
+      return this.writeChunks([chunk], checkPosition(position), resolveWriteOptions({ ...o, atomic: true }));
+    });
+  }
+
+  private async writeChunks(chunks: Uint8Array[], position: number, w: ResolvedWrite): Promise<WriteResult> {
+    this.assertWritable();
+    let length = 0;
+    for (const c of chunks) length += c.byteLength;
+    checkEnd(position, length);
+    const atomic: AtomicRequest | undefined = w.atomic
+      ? { path: this.path, position, length, segments: chunks.length, direct: this.direct }
+      : undefined;
+    if (atomic) checkAtomicWrite(this.capabilities, atomic);
+    const end = position + length;
+    const result = await this.gate.write(end, async (sizeBefore) => {
+      try {
+        return await this.routeWrite(chunks, position, length, w, atomic, sizeBefore);
+      } catch (err) {
+        // A failed or short extending write leaves nothing past the old end of file.
+        if (end > sizeBefore) await this.io.ftruncate(this.fd, sizeBefore).catch(() => undefined);
+        throw withContext(err, { path: this.path, position, length }, atomic ? AtomicWriteError : OdirectError);
+      }
+    });
+    this.stats.bytesWritten += result.bytesWritten;
+    return result;
+  }
+
+  private async routeWrite(
+    chunks: Uint8Array[],
+    position: number,
+    length: number,
+    w: ResolvedWrite,
+    atomic: AtomicRequest | undefined,
+    sizeBefore: number,
+  ): Promise<WriteResult> {
+    if (w.cache !== 'default') {
+      const target = { engine: this.io, fd: await this.buffered(), dontcache: this.capabilities.dontcache };
+      await this.finishOrFail(chunks, position, length, await writeCached(target, w.cache, chunks, position, w.rwflags), w);
+      this.stats.buffered++;
+      return { bytesWritten: length, path: 'buffered' };
+    }
+    if (!this.direct) return this.fallBack(chunks, position, length, 0, w, 'direct I/O is not available');
+    const written = await this.writeDirect(chunks, position, length, w.rwflags, sizeBefore);
+    if (atomic) {
+      checkAtomicResult(written, atomic);
+      this.stats.atomic++;
+    }
+    if (written < length) return this.fallBack(chunks, position, length, written, w, `direct write was short (${written} of ${length} bytes)`);
+    this.stats.direct++;
+    return { bytesWritten: length, path: 'direct' };
+  }
+
+  /** A buffered write that came back short is finished the same way as a direct one. */
+  private async finishOrFail(chunks: Uint8Array[], position: number, length: number, written: number, w: ResolvedWrite) {
+    if (written < length) await finishBuffered(this.io, await this.buffered(), chunks, position, length, written, w.rwflags);
+  }
+
+  private async fallBack(
+    chunks: Uint8Array[],
+    position: number,
+    length: number,
+    done: number,
+    w: ResolvedWrite,
+    why: string,
+  ): Promise<WriteResult> {
+    if (this.fallbackMode === 'error') {
+      throw new UnsupportedError('ERR_DIRECT_FAILED', `${why} on ${this.path} and options.fallback is 'error'`, {
+        path: this.path,
+        position,
+        length,
+      });
+    }
+    await finishBuffered(this.io, await this.buffered(), chunks, position, length, done, w.rwflags);
+    this.stats.bufferedFallback++;
+    return { bytesWritten: length, path: 'buffered' };
+  }
+
+  /** Issues the direct write as it is, through a bounce buffer, or as a read-modify-write. */
+  private async writeDirect(chunks: Uint8Array[], position: number, length: number, rwflags: number, sizeBefore: number) {
+    const { memAlign, offsetAlign } = this.capabilities.direct;
+    const misaligned = findMisalignment(chunks, position, { memAlign, offsetAlign });
+    if (!misaligned) return this.underLock(position, position + length, false, () => this.io.writev(this.fd, chunks, position, rwflags));
+    if (this.alignmentMode === 'strict') throw alignmentError(misaligned, 'write', this.path, position, length);
+    if (misaligned.code === 'ERR_ALIGNMENT_MEMORY') {
+      this.stats.bounced++;
+      return this.underLock(position, position + length, false, () => this.writeBounced(chunks, position, length, rwflags));
+    }
+    this.stats.readModifyWrite++;
+    const span = alignedSpan(position, length, offsetAlign);
+    return this.underLock(span.start, span.end, true, () => this.readModifyWrite(chunks, position, length, span, rwflags, sizeBefore));
+  }
+
+  private async underLock<T>(start: number, end: number, exclusive: boolean, io: () => Promise<T>): Promise<T> {
+    const release = await this.locks.acquire(start, end, exclusive);
+    try {
+      return await io();
+    } finally {
+      release();
+    }
+  }
+
+  private async writeBounced(chunks: Uint8Array[], position: number, length: number, rwflags: number): Promise<number> {
+    const bounce = bouncePool.acquire(length);
+    try {
+      gather(chunks, bounce, 0);
+      return await this.io.writev(this.fd, [bounce], position, rwflags);
+    } finally {
+      bouncePool.release(bounce);
+    }
+  }
+
+  /** Returns how many of the caller's bytes reached the disk. */
+  private async readModifyWrite(
+    chunks: Uint8Array[],
+    position: number,
+    length: number,
+    span: Span,
+    rwflags: number,
+    sizeBefore: number,
+  ): Promise<number> {
+    const align = this.capabilities.direct.offsetAlign;
+    const spanLength = span.end - span.start;
+    const bounce = bouncePool.acquire(spanLength);
+    try {
+      for (const block of partialBlocks(span, position, length, align)) {
+        const view = bounce.subarray(block - span.start, block - span.start + align);
+        view.fill(0); // past EOF the read is short: those bytes are zeros in the file
+        if (block < sizeBefore) await this.io.readv(this.fd, [view], block, 0);
+      }
+      gather(chunks, bounce, position - span.start);
+      const written = await this.io.writev(this.fd, [bounce], span.start, rwflags);
+      // The whole last block went out: cut the file back to where the caller's data ends.
+      const wantedSize = Math.max(sizeBefore, position + length);
+      if (written === spanLength && span.end > wantedSize) {
+        await this.io.ftruncate(this.fd, wantedSize);
+        if (rwflags & C.RWF_DSYNC) await this.io.fsync(this.fd, true);
+      }
+      return Math.max(0, Math.min(length, span.start + written - position));
+    } finally {
+      bouncePool.release(bounce);
+    }
+  }
+
+  private buffered(): Promise<number> {
+    this.bufferedFd ??= native.open(this.path, this.openFlags & ~C.O_DIRECT & ~C.O_CREAT & ~C.O_TRUNC & ~C.O_EXCL, 0);
+    return this.bufferedFd;
+  }
+
+  // ---- reads ----------------------------------------------------------------
+
+  /** Reads into `into` from `position`; returns bytes read (fewer at end of file). */
+  read(into: Uint8Array, position: number): Promise<number> {
+    return this.guard(async () => {
+      const target = checkBytes(into, 'into');
+      const pos = checkPosition(position);
+      checkEnd(pos, target.byteLength);
+      this.assertOpen();
+      const n = await this.gate
+        .run(() => this.readAt(target, pos))
+        .catch((err: unknown) => {
+          throw withContext(err, { path: this.path, position: pos, length: target.byteLength });
+        });
+      this.stats.reads++;
+      this.stats.bytesRead += n;
+      return n;
+    });
+  }
+
+  private async readAt(into: Uint8Array, position: number): Promise<number> {
+    if (!this.direct) return this.io.readv(await this.buffered(), [into], position, 0);
+    const { memAlign, readOffsetAlign } = this.capabilities.direct;
+    const misaligned = findMisalignment([into], position, { memAlign, offsetAlign: readOffsetAlign });
+    if (!misaligned) return this.io.readv(this.fd, [into], position, 0);
+    if (this.alignmentMode === 'strict') throw alignmentError(misaligned, 'read', this.path, position, into.byteLength);
+    // Read the enclosing aligned range and copy out the part asked for.
+    this.stats.bounced++;
+    const span = alignedSpan(position, into.byteLength, readOffsetAlign);
+    const bounce = bouncePool.acquire(span.end - span.start);
+    try {
+      const n = await this.io.readv(this.fd, [bounce], span.start, 0);
+      const available = Math.max(0, Math.min(into.byteLength, span.start + n - position));
+      into.set(bounce.subarray(position - span.start, position - span.start + available));
+      return available;
+    } finally {
+      bouncePool.release(bounce);
+    }
+  }
+
+  // ---- whole-file operations -----------------------------------------------
+
+  /** fsync (or fdatasync with dataOnly): everything written before is durable. */
+  sync(options?: { dataOnly?: boolean }): Promise<void> {
+    return this.guard(async () => {
+      const o = checkOptions<{ dataOnly?: boolean }>(options, 'options');
+      const dataOnly = checkBoolean(o.dataOnly, 'options.dataOnly') ?? false;
+      this.assertOpen();
+      await this.gate.run(() => this.io.fsync(this.fd, dataOnly)).catch((err: unknown) => {
+        throw withContext(err, { path: this.path });
+      });
+      this.stats.syncs++;
+    });
+  }
+
+  /** Waits for I/O in flight, then sets the size; I/O issued after this call lands after it. */
+  truncate(size: number): Promise<void> {
+    return this.guard(async () => {
+      const to = checkPosition(size, 'size');
+      this.assertWritable();
+      await this.gate
+        .exclusive(async () => {
+          await this.io.ftruncate(this.fd, to);
+          this.gate.knownSize = to;
+        })
+        .catch((err: unknown) => {
+          throw withContext(err, { path: this.path });
+        });
+    });
+  }
+
+  /** Allocates blocks for [position, position+length) (fallocate mode 0: the size grows to cover it). */
+  allocate(position: number, length: number): Promise<void> {
+    return this.guard(async () => {
+      const pos = checkPosition(position);
+      const len = checkPosition(length, 'length');
+      if (len === 0) throw rangeError('length', 'greater than 0', len);
+      checkEnd(pos, len);
+      this.assertWritable();
+      await this.gate
+        .write(pos + len, () => this.io.fallocate(this.fd, 0, pos, len))
+        .catch((err: unknown) => {
+          throw withContext(err, { path: this.path, position: pos, length: len });
+        });
+    });
+  }
+
+  /** Waits for I/O in flight, then closes. Calls after this one fail with EBADF; a second close is a no-op. */
+  close(): Promise<void> {
+    this.closing ??= this.gate.exclusive(async () => {
+      const buffered = this.bufferedFd;
+      await native.close(this.fd);
+      if (buffered) await native.close(await buffered.catch(() => -1)).catch(() => undefined);
+    });
+    return this.closing;
+  }
+
+  /** How many pages of [position, position+length) are in the page cache now (mincore). */
+  residentPages(position: number, length: number): Promise<number> {
+    return this.guard(() => {
+      this.assertOpen();
+      return native.residentPages(this.fd, checkPosition(position), checkPosition(length, 'length'));
+    });
+  }
+
+  /** Drops [position, position+length) from the page cache after writing it back. */
+  dropCache(position = 0, length = 0): Promise<void> {
+    return this.guard(async () => {
+      this.assertOpen();
+      await writeBackAndDrop(this.io, this.fd, checkPosition(position), checkPosition(length, 'length'));
+    });
+  }
+
+  private assertOpen(): void {
+    if (this.closing) throw new OdirectError('EBADF', `EBADF: ${this.path} is closed`, { errno: 9, path: this.path });
+  }
+
+  private assertWritable(): void {
+    this.assertOpen();
+    if (this.readOnly) throw new OdirectError('EBADF', `EBADF: ${this.path} was opened read-only`, { errno: 9, path: this.path });
+  }
+
+  /** Argument errors thrown synchronously become rejections, as for any async API. */
+  private async guard<T>(fn: () => Promise<T>): Promise<T> {
+    return fn();
+  }
+}
+
+export function open(path: string, options?: OpenOptions): Promise<DirectFile> {
+  return DirectFile.open(path, options);
+}

@@ -1,0 +1,102 @@
+// The compiled addon, typed. node-gyp-build loads prebuilds/ (prebuildify
+// --napi --strip) and falls back to build/Release; the package root is one
+// level up from both lib/ (sources, under vitest) and dist/ (compiled).
+import { createRequire } from 'node:module';
+import * as path from 'node:path';
+
+export interface NativeStatx {
+  mask: number;
+  blksize: number;
+  attributes: bigint;
+  attributesMask: bigint;
+  mode: number;
+  nlink: number;
+  uid: number;
+  gid: number;
+  ino: number;
+  size: number;
+  blocks: number;
+  rdevMajor: number;
+  rdevMinor: number;
+  devMajor: number;
+  devMinor: number;
+  mntId: number;
+  dioMemAlign: number;
+  dioOffsetAlign: number;
+  dioReadOffsetAlign: number;
+  atomicWriteUnitMin: number;
+  atomicWriteUnitMax: number;
+  atomicWriteUnitMaxOpt: number;
+  atomicWriteSegmentsMax: number;
+  dax: number;
+  writeAtomic: number;
+}
+
+export interface NativeStatfs {
+  type: number;
+  bsize: number;
+  blocks: number;
+  bfree: number;
+  bavail: number;
+}
+
+export interface NativeBlockDevice {
+  size: number;
+  logicalBlockSize: number;
+  physicalBlockSize: number;
+}
+
+type Offset = number | bigint;
+
+export interface NativeBinding {
+  open(path: string, flags: number, mode: number): Promise<number>;
+  openSync(path: string, flags: number, mode: number): number;
+  close(fd: number): Promise<number>;
+  closeSync(fd: number): number;
+  fsync(fd: number): Promise<number>;
+  fsyncSync(fd: number): number;
+  fdatasync(fd: number): Promise<number>;
+  fdatasyncSync(fd: number): number;
+  fallocate(fd: number, mode: number, offset: Offset, length: Offset): Promise<number>;
+  fallocateSync(fd: number, mode: number, offset: Offset, length: Offset): number;
+  ftruncate(fd: number, size: Offset): Promise<number>;
+  ftruncateSync(fd: number, size: Offset): number;
+  syncFileRange(fd: number, offset: Offset, nbytes: Offset, flags: number): Promise<number>;
+  syncFileRangeSync(fd: number, offset: Offset, nbytes: Offset, flags: number): number;
+  fadvise(fd: number, offset: Offset, length: Offset, advice: number): Promise<number>;
+  fadviseSync(fd: number, offset: Offset, length: Offset, advice: number): number;
+  pwritev2(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): Promise<number>;
+  pwritev2Sync(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): number;
+  preadv2(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): Promise<number>;
+  preadv2Sync(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): number;
+  statx(target: string | number): Promise<NativeStatx>;
+  statxSync(target: string | number): NativeStatx;
+  statfs(path: string): Promise<NativeStatfs>;
+  statfsSync(path: string): NativeStatfs;
+  blockDevice(fd: number): Promise<NativeBlockDevice>;
+  blockDeviceSync(fd: number): NativeBlockDevice;
+  residentPages(fd: number, offset: Offset, length: Offset): Promise<number>;
+  residentPagesSync(fd: number, offset: Offset, length: Offset): number;
+  addressModulo(view: ArrayBufferView, alignment: number): number;
+  uringSetupErrno(): number;
+  readonly pageSize: number;
+  readonly constants: Readonly<Record<NativeConstant, number>>;
+}
+
+export type NativeConstant =
+  | 'O_RDONLY' | 'O_WRONLY' | 'O_RDWR' | 'O_CREAT' | 'O_EXCL' | 'O_TRUNC' | 'O_DIRECT' | 'O_DSYNC'
+  | 'O_SYNC' | 'O_APPEND' | 'O_NOFOLLOW' | 'O_DIRECTORY'
+  | 'RWF_HIPRI' | 'RWF_DSYNC' | 'RWF_SYNC' | 'RWF_NOWAIT' | 'RWF_APPEND' | 'RWF_NOAPPEND'
+  | 'RWF_ATOMIC' | 'RWF_DONTCACHE'
+  | 'FALLOC_FL_KEEP_SIZE' | 'FALLOC_FL_PUNCH_HOLE' | 'FALLOC_FL_ZERO_RANGE'
+  | 'SYNC_FILE_RANGE_WAIT_BEFORE' | 'SYNC_FILE_RANGE_WRITE' | 'SYNC_FILE_RANGE_WAIT_AFTER'
+  | 'POSIX_FADV_NORMAL' | 'POSIX_FADV_SEQUENTIAL' | 'POSIX_FADV_RANDOM' | 'POSIX_FADV_WILLNEED'
+  | 'POSIX_FADV_DONTNEED'
+  | 'STATX_ATTR_DAX' | 'STATX_ATTR_WRITE_ATOMIC' | 'STATX_DIOALIGN' | 'STATX_WRITE_ATOMIC'
+  | 'STATX_DIO_READ_ALIGN';
+
+const requireHere = createRequire(__filename);
+const loadBinding = requireHere('node-gyp-build') as (dir: string) => unknown;
+
+export const native = loadBinding(path.join(__dirname, '..')) as NativeBinding;
+export const C = native.constants;

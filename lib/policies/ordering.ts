@@ -1,0 +1,74 @@
+// Ordering, as the kernel does it for iomap direct I/O (kernel-facts §7, §8):
+// - every file counts its I/O in flight (inode_dio_begin/end) from the moment
+//   it is issued; truncate and close wait for zero, and I/O issued after they
+//   were called starts only when they are done;
+// - writes that end past the size the file knows are serialised: each waits
+//   for the previous one to complete; the caller truncates a failed one back.
+
+export class OrderingGate {
+  private issued = 0;
+  private idleWaiters: Array<() => void> = [];
+  private barrier: Promise<void> | undefined;
+  private extendTail: Promise<void> = Promise.resolve();
+  /** The file size as this handle knows it: statx at open, then each completed extending write and truncate. */
+  knownSize: number;
+
+  constructor(size: number) {
+    this.knownSize = size;
+  }
+
+  get inFlight(): number {
+    return this.issued;
+  }
+
+  /** Counts `io` from now until it settles. No await before the count when no barrier is up. */
+  async run<T>(io: () => Promise<T>): Promise<T> {
+    while (this.barrier) await this.barrier;
+    this.issued++;
+    try {
+      return await io();
+    } finally {
+      if (--this.issued === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+    }
+  }
+
+  /**
+   * A write ending at `end`. Past the known size it waits for earlier extending
+   * writes and completes before the next one starts. `io` gets the size before it.
+   */
+  write<T>(end: number, io: (sizeBefore: number) => Promise<T>): Promise<T> {
+    return this.run(async () => {
+      if (end <= this.knownSize) return io(this.knownSize);
+      const previous = this.extendTail;
+      let release!: () => void;
+      this.extendTail = new Promise<void>((resolve) => (release = resolve));
+      try {
+        await previous;
+        const result = await io(this.knownSize);
+        if (end > this.knownSize) this.knownSize = end;
+        return result;
+      } finally {
+        release();
+      }
+    });
+  }
+
+  drain(): Promise<void> {
+    if (this.issued === 0) return Promise.resolve();
+    return new Promise((resolve) => this.idleWaiters.push(resolve));
+  }
+
+  /** Runs `action` (truncate, close) after all I/O issued before it, and before any issued after. */
+  async exclusive<T>(action: () => Promise<T>): Promise<T> {
+    while (this.barrier) await this.barrier;
+    let release!: () => void;
+    this.barrier = new Promise<void>((resolve) => (release = resolve));
+    try {
+      await this.drain();
+      return await action();
+    } finally {
+      this.barrier = undefined;
+      release();
+    }
+  }
+}

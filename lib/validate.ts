@@ -1,0 +1,87 @@
+// Argument checks for the public API: precise messages, thrown before any I/O.
+import { OdirectError } from './errors';
+
+/** A bad argument: wrong type (ERR_INVALID_ARG_TYPE), value (ERR_INVALID_ARG_VALUE) or range (ERR_OUT_OF_RANGE). */
+export class ArgumentError extends OdirectError {}
+
+/** The kernel caps one read or write at MAX_RW_COUNT = INT_MAX & PAGE_MASK and returns a short count past it. */
+export const MAX_IO_BYTES = 0x7ffff000;
+
+function describe(value: unknown): string {
+  if (value === null) return 'null';
+  if (Array.isArray(value)) return 'an array';
+  if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
+  if (typeof value === 'string') return `a string (${JSON.stringify(value.slice(0, 40))})`;
+  return `${typeof value} ${String(value)}`;
+}
+
+export function typeError(name: string, expected: string, value: unknown): ArgumentError {
+  return new ArgumentError('ERR_INVALID_ARG_TYPE', `${name} must be ${expected}, got ${describe(value)}`);
+}
+
+export function rangeError(name: string, rule: string, value: unknown): ArgumentError {
+  return new ArgumentError('ERR_OUT_OF_RANGE', `${name} must be ${rule}, got ${String(value)}`);
+}
+
+/** A byte position or size: a non-negative safe integer. */
+export function checkPosition(value: unknown, name = 'position'): number {
+  if (typeof value !== 'number') throw typeError(name, 'a number', value);
+  if (!Number.isSafeInteger(value) || value < 0) {
+    throw rangeError(name, 'a non-negative integer no larger than Number.MAX_SAFE_INTEGER', value);
+  }
+  return value;
+}
+
+/** A non-empty, attached Uint8Array (Buffer included). */
+export function checkBytes(value: unknown, name = 'data'): Uint8Array {
+  if (!(value instanceof Uint8Array)) throw typeError(name, 'a Uint8Array or Buffer', value);
+  if (value.byteLength === 0) {
+    throw new ArgumentError('ERR_INVALID_ARG_VALUE', `${name} is empty (0 bytes, or its ArrayBuffer was detached)`);
+  }
+  if (value.byteLength > MAX_IO_BYTES) throw rangeError(`${name}.byteLength`, `at most ${MAX_IO_BYTES}`, value.byteLength);
+  return value;
+}
+
+export function checkChunks(value: unknown, name = 'chunks'): Uint8Array[] {
+  if (!Array.isArray(value)) throw typeError(name, 'an array of Uint8Array', value);
+  if (value.length === 0) throw new ArgumentError('ERR_INVALID_ARG_VALUE', `${name} must not be empty`);
+  if (value.length > 1024) throw rangeError(`${name}.length`, 'at most 1024 (IOV_MAX)', value.length);
+  let total = 0;
+  const chunks = value.map((chunk: unknown, i) => checkBytes(chunk, `${name}[${i}]`));
+  for (const chunk of chunks) total += chunk.byteLength;
+  if (total > MAX_IO_BYTES) throw rangeError(`total length of ${name}`, `at most ${MAX_IO_BYTES}`, total);
+  return chunks;
+}
+
+export function checkEnd(position: number, length: number): void {
+  if (position + length > Number.MAX_SAFE_INTEGER) {
+    throw rangeError('position + length', 'no larger than Number.MAX_SAFE_INTEGER', position + length);
+  }
+}
+
+export function checkOptions<T extends object>(value: unknown, name: string): Partial<T> {
+  if (value === undefined) return {};
+  if (value === null || typeof value !== 'object' || Array.isArray(value)) throw typeError(name, 'an object', value);
+  return value as Partial<T>;
+}
+
+export function checkBoolean(value: unknown, name: string): boolean | undefined {
+  if (value === undefined || typeof value === 'boolean') return value;
+  throw typeError(name, 'a boolean', value);
+}
+
+export function checkEnum<T extends string>(value: unknown, name: string, allowed: readonly T[]): T | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'string' && (allowed as readonly string[]).includes(value)) return value as T;
+  throw new ArgumentError(
+    'ERR_INVALID_ARG_VALUE',
+    `${name} must be one of ${allowed.map((a) => `'${a}'`).join(', ')}, got ${describe(value)}`,
+  );
+}
+
+export function checkPath(value: unknown, name = 'path'): string {
+  if (typeof value !== 'string') throw typeError(name, 'a string', value);
+  if (value.length === 0) throw new ArgumentError('ERR_INVALID_ARG_VALUE', `${name} must not be empty`);
+  if (value.includes('\0')) throw new ArgumentError('ERR_INVALID_ARG_VALUE', `${name} must not contain NUL bytes`);
+  return value;
+}
