@@ -79,6 +79,19 @@ export interface NativeBinding {
   residentPagesSync(fd: number, offset: Offset, length: Offset): number;
   addressModulo(view: ArrayBufferView, alignment: number): number;
   uringSetupErrno(): number;
+  uringInit(
+    entries: number,
+    onComplete: (ids: Uint32Array, results: Int32Array) => void,
+  ): { sqEntries: number; cqEntries: number; features: number };
+  uringPrepWritev(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number): boolean;
+  uringPrepReadv(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number): boolean;
+  uringPrepFsync(fd: number, dataOnly: boolean, id: number): boolean;
+  uringPrepFallocate(fd: number, mode: number, offset: Offset, length: Offset, id: number): boolean;
+  uringPrepFtruncate(fd: number, size: Offset, id: number): boolean;
+  uringPrepSyncFileRange(fd: number, offset: Offset, nbytes: number, flags: number, id: number): boolean;
+  uringSubmit(): number;
+  uringInFlight(): number;
+  errnoError(errno: number, syscall: string): Error;
   readonly pageSize: number;
   readonly constants: Readonly<Record<NativeConstant, number>>;
 }

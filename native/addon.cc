@@ -5,7 +5,9 @@
 #include <napi.h>
 #include <sys/mman.h>
 
+#include "args.h"
 #include "compat.h"
+#include "errors.h"
 #include "file.h"
 #include "io.h"
 #include "memory.h"
@@ -57,6 +59,17 @@ Napi::Object Constants(Napi::Env env) {
   return c;
 }
 
+// (errno, syscall) → the same Error a failed syscall gives; the io_uring
+// engine builds its errors from CQE results with it.
+Napi::Value MakeErrnoError(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 2, "errnoError");
+  uint32_t err = ArgUint32(info, 0, "errno");
+  if (err == 0 || err > 4095) throw Napi::RangeError::New(info.Env(), "errno must be from 1 to 4095");
+  if (!info[1].IsString()) throw Napi::TypeError::New(info.Env(), "syscall must be a string");
+  std::string syscall = info[1].As<Napi::String>().Utf8Value();
+  return ErrnoError(info.Env(), static_cast<int>(err), syscall.c_str()).Value();
+}
+
 }  // namespace
 }  // namespace odirect
 
@@ -69,6 +82,7 @@ static Napi::Object InitOdirect(Napi::Env env, Napi::Object exports) {
   InitMemory(env, exports);
   InitUring(env, exports);
   exports.Set("constants", Constants(env));
+  exports.Set("errnoError", Napi::Function::New(env, MakeErrnoError, "errnoError"));
   return exports;
 }
 

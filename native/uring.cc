@@ -1,11 +1,201 @@
-// io_uring: availability probe (the engine comes with its own issue).
+// io_uring on the Node event loop. One ring per addon instance (main thread or
+// worker), shared by every file. JS prepares SQEs (uringPrep*), calls
+// uringSubmit() once at the end of its tick, and gets completions in batches:
+// the ring's eventfd is watched by a uv_poll_t; on wake every ready CQE is
+// reaped in one pass and handed to one JS callback as (ids, results).
+// The eventfd is only a hint (kernel-facts §5): more or fewer wakes than CQEs.
+#include <errno.h>
 #include <liburing.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+#include <uv.h>
 
-#include "op.h"
+#include <memory>
+#include <unordered_map>
+#include <vector>
+
+#include "args.h"
+#include "compat.h"
+#include "errors.h"
 #include "uring.h"
 
 namespace odirect {
 namespace {
+
+constexpr uint8_t kOpFtruncate = 55;  // IORING_OP_FTRUNCATE (6.9); liburing 2.3 has no prep helper
+
+// What an SQE needs to outlive: the caller's buffers (so GC cannot free memory
+// the kernel reads or writes) and the iovec array the kernel imports at issue.
+struct InFlight {
+  std::vector<Napi::ObjectReference> keep;
+  std::vector<iovec> iov;
+};
+
+class Ring {
+ public:
+  Ring(Napi::Env env, Napi::Function onComplete) : env_(env), context_(env, "odirect:uring") {
+    onComplete_ = Napi::Persistent(onComplete);
+  }
+
+  // Returns 0 or a negative errno.
+  int Setup(unsigned entries) {
+    io_uring_params params{};
+    int r = io_uring_queue_init_params(entries, &ring_, &params);
+    if (r < 0) return r;
+    ringReady_ = true;
+    features_ = params.features;
+    cqEntries_ = params.cq_entries;
+    sqEntries_ = params.sq_entries;
+    efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+    if (efd_ < 0) return -errno;
+    r = io_uring_register_eventfd(&ring_, efd_);
+    if (r < 0) return r;
+    uv_loop_t* loop = nullptr;
+    if (napi_get_uv_event_loop(env_, &loop) != napi_ok) return -EINVAL;
+    poll_ = new uv_poll_t;
+    poll_->data = this;
+    if ((r = uv_poll_init(loop, poll_, efd_)) < 0) {
+      delete poll_;
+      poll_ = nullptr;
+      return r;
+    }
+    pollStarted_ = true;
+    uv_poll_start(poll_, UV_READABLE, OnReadable);
+    // While nothing is in flight the poll must not keep the process alive.
+    uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    return 0;
+  }
+
+  ~Ring() { Teardown(); }
+
+  // Waits (bounded) for I/O in flight so the kernel never touches freed
+  // buffers, then releases the poll handle, eventfd and ring.
+  void Teardown() {
+    if (ringReady_) {
+      __kernel_timespec ts{5, 0};
+      while (!inflight_.empty()) {
+        Submit();
+        io_uring_cqe* cqe = nullptr;
+        if (io_uring_wait_cqe_timeout(&ring_, &cqe, &ts) < 0 || !cqe) break;
+        inflight_.erase(cqe->user_data);
+        io_uring_cqe_seen(&ring_, cqe);
+      }
+    }
+    if (poll_) {
+      if (pollStarted_) uv_poll_stop(poll_);
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      poll_ = nullptr;
+    }
+    if (ringReady_) {
+      io_uring_queue_exit(&ring_);
+      ringReady_ = false;
+    }
+    if (efd_ >= 0) {
+      close(efd_);
+      efd_ = -1;
+    }
+    inflight_.clear();
+  }
+
+  // An SQE for `id`, submitting what is queued once if the SQ is full; null when still full.
+  io_uring_sqe* Sqe(uint64_t id) {
+    if (inflight_.count(id)) return nullptr;  // caller bug: ids must be unique while in flight
+    io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
+    if (!sqe) {
+      Submit();
+      sqe = io_uring_get_sqe(&ring_);
+    }
+    return sqe;
+  }
+
+  void Track(io_uring_sqe* sqe, uint64_t id, InFlight&& held) {
+    io_uring_sqe_set_data64(sqe, id);
+    inflight_.emplace(id, std::move(held));
+    Ref();
+  }
+
+  int Submit() {
+    int r = io_uring_submit(&ring_);
+    // EINTR/EAGAIN/EBUSY: the SQEs stay queued and go with the next submit.
+    return (r == -EINTR || r == -EAGAIN || r == -EBUSY) ? 0 : r;
+  }
+
+  size_t InFlightCount() const { return inflight_.size(); }
+  unsigned cqEntries() const { return cqEntries_; }
+  unsigned sqEntries() const { return sqEntries_; }
+  unsigned features() const { return features_; }
+
+ private:
+  static void OnReadable(uv_poll_t* handle, int status, int events) {
+    static_cast<Ring*>(handle->data)->Reap();
+  }
+
+  void Ref() {
+    if (poll_ && inflight_.size() == 1) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+  }
+
+  void Reap() {
+    uint64_t count;
+    while (read(efd_, &count, sizeof count) > 0) {
+    }
+    std::vector<uint32_t> ids;
+    std::vector<int32_t> results;
+    io_uring_cqe* cqes[256];
+    for (;;) {
+      unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 256);
+      if (n == 0) break;
+      for (unsigned i = 0; i < n; i++) {
+        ids.push_back(static_cast<uint32_t>(cqes[i]->user_data));
+        results.push_back(cqes[i]->res);
+        inflight_.erase(cqes[i]->user_data);  // buffers may be collected from here on
+      }
+      io_uring_cq_advance(&ring_, n);
+    }
+    if (poll_ && inflight_.empty()) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    if (ids.empty()) return;
+    Napi::HandleScope scope(env_);
+    Napi::Uint32Array idArray = Napi::Uint32Array::New(env_, ids.size());
+    Napi::Int32Array resultArray = Napi::Int32Array::New(env_, results.size());
+    std::copy(ids.begin(), ids.end(), idArray.Data());
+    std::copy(results.begin(), results.end(), resultArray.Data());
+    // MakeCallback runs the nextTick and microtask queues after it returns, so
+    // the promises settled here (and the submits they trigger) run right away.
+    onComplete_.MakeCallback(env_.Global(), {idArray, resultArray}, context_);
+  }
+
+  Napi::Env env_;
+  Napi::AsyncContext context_;
+  Napi::FunctionReference onComplete_;
+  io_uring ring_{};
+  bool ringReady_ = false;
+  int efd_ = -1;
+  uv_poll_t* poll_ = nullptr;
+  bool pollStarted_ = false;
+  unsigned features_ = 0, cqEntries_ = 0, sqEntries_ = 0;
+  std::unordered_map<uint64_t, InFlight> inflight_;
+};
+
+// Per-instance (thread) state: the ring, once made.
+struct InstanceData {
+  std::unique_ptr<Ring> ring;
+};
+
+InstanceData* Instance(Napi::Env env) {
+  auto* data = env.GetInstanceData<InstanceData>();
+  if (!data) {
+    data = new InstanceData();
+    env.SetInstanceData(data);  // deleted (ring torn down) when the env goes: worker exit, process exit
+  }
+  return data;
+}
+
+Ring& RequireRing(Napi::Env env) {
+  InstanceData* data = Instance(env);
+  if (!data->ring) throw Napi::Error::New(env, "io_uring ring not initialised: call uringInit first");
+  return *data->ring;
+}
+
+uint64_t ArgId(const Napi::CallbackInfo& info, size_t index) { return ArgUint32(info, index, "id"); }
 
 // () → 0 when a ring can be set up here, else the errno io_uring_setup gave
 // (ENOSYS: no kernel support; EPERM: io_uring_disabled or a seccomp filter).
@@ -16,10 +206,140 @@ Napi::Value UringSetupErrno(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r < 0 ? -r : 0);
 }
 
+// (entries, onComplete(ids: Uint32Array, results: Int32Array)) → { sqEntries, cqEntries, features }
+Napi::Value UringInit(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  RequireArgs(info, 2, "uringInit");
+  uint32_t entries = ArgUint32(info, 0, "entries");
+  if (entries < 1 || entries > 32768) throw Napi::RangeError::New(env, "entries must be from 1 to 32768");
+  if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "onComplete must be a function");
+  InstanceData* data = Instance(env);
+  if (data->ring) throw Napi::Error::New(env, "io_uring ring already initialised on this thread");
+  auto ring = std::make_unique<Ring>(env, info[1].As<Napi::Function>());
+  int r = ring->Setup(entries);
+  if (r < 0) throw ErrnoError(env, -r, "io_uring_setup");
+  Napi::Object result = Napi::Object::New(env);
+  result.Set("sqEntries", Napi::Number::New(env, ring->sqEntries()));
+  result.Set("cqEntries", Napi::Number::New(env, ring->cqEntries()));
+  result.Set("features", Napi::Number::New(env, ring->features()));
+  data->ring = std::move(ring);
+  return result;
+}
+
+// (fd, buffers[], position, rwflags, id) → true when queued, false when the SQ is full.
+Napi::Value PrepVectored(const Napi::CallbackInfo& info, bool write) {
+  RequireArgs(info, 5, write ? "uringPrepWritev" : "uringPrepReadv");
+  Ring& ring = RequireRing(info.Env());
+  int fd = ArgFd(info, 0);
+  IoBuffers buffers = ArgBuffers(info, 1);
+  int64_t position = ArgOffset(info, 2, "position");
+  uint32_t rwflags = ArgUint32(info, 3, "flags");
+  uint64_t id = ArgId(info, 4);
+  io_uring_sqe* sqe = ring.Sqe(id);
+  if (!sqe) return Napi::Boolean::New(info.Env(), false);
+  InFlight held{std::move(buffers.keep), std::move(buffers.iov)};
+  if (held.iov.size() == 1) {
+    // WRITE/READ (not the vectored ops) for one buffer: no iovec to import.
+    if (write) io_uring_prep_write(sqe, fd, held.iov[0].iov_base, held.iov[0].iov_len, position);
+    else io_uring_prep_read(sqe, fd, held.iov[0].iov_base, held.iov[0].iov_len, position);
+  } else {
+    if (write) io_uring_prep_writev(sqe, fd, held.iov.data(), held.iov.size(), position);
+    else io_uring_prep_readv(sqe, fd, held.iov.data(), held.iov.size(), position);
+  }
+  sqe->rw_flags = static_cast<__kernel_rwf_t>(rwflags);
+  ring.Track(sqe, id, std::move(held));
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+Napi::Value PrepWritev(const Napi::CallbackInfo& info) { return PrepVectored(info, true); }
+Napi::Value PrepReadv(const Napi::CallbackInfo& info) { return PrepVectored(info, false); }
+
+// (fd, dataOnly, id)
+Napi::Value PrepFsync(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 3, "uringPrepFsync");
+  Ring& ring = RequireRing(info.Env());
+  int fd = ArgFd(info, 0);
+  bool dataOnly = info[1].ToBoolean();
+  uint64_t id = ArgId(info, 2);
+  io_uring_sqe* sqe = ring.Sqe(id);
+  if (!sqe) return Napi::Boolean::New(info.Env(), false);
+  io_uring_prep_fsync(sqe, fd, dataOnly ? IORING_FSYNC_DATASYNC : 0);
+  ring.Track(sqe, id, {});
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// (fd, mode, offset, length, id)
+Napi::Value PrepFallocate(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 5, "uringPrepFallocate");
+  Ring& ring = RequireRing(info.Env());
+  int fd = ArgFd(info, 0);
+  int mode = ArgInt32(info, 1, "mode");
+  int64_t offset = ArgOffset(info, 2, "offset");
+  int64_t length = ArgOffset(info, 3, "length");
+  uint64_t id = ArgId(info, 4);
+  io_uring_sqe* sqe = ring.Sqe(id);
+  if (!sqe) return Napi::Boolean::New(info.Env(), false);
+  io_uring_prep_fallocate(sqe, fd, mode, offset, length);
+  ring.Track(sqe, id, {});
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// (fd, size, id)
+Napi::Value PrepFtruncate(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 3, "uringPrepFtruncate");
+  Ring& ring = RequireRing(info.Env());
+  int fd = ArgFd(info, 0);
+  int64_t size = ArgOffset(info, 1, "size");
+  uint64_t id = ArgId(info, 2);
+  io_uring_sqe* sqe = ring.Sqe(id);
+  if (!sqe) return Napi::Boolean::New(info.Env(), false);
+  io_uring_prep_rw(kOpFtruncate, sqe, fd, nullptr, 0, static_cast<__u64>(size));
+  ring.Track(sqe, id, {});
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// (fd, offset, nbytes ≤ 2^32-1, flags, id)
+Napi::Value PrepSyncFileRange(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 5, "uringPrepSyncFileRange");
+  Ring& ring = RequireRing(info.Env());
+  int fd = ArgFd(info, 0);
+  int64_t offset = ArgOffset(info, 1, "offset");
+  uint32_t nbytes = ArgUint32(info, 2, "nbytes");  // the SQE's len field is 32 bits
+  uint32_t flags = ArgUint32(info, 3, "flags");
+  uint64_t id = ArgId(info, 4);
+  io_uring_sqe* sqe = ring.Sqe(id);
+  if (!sqe) return Napi::Boolean::New(info.Env(), false);
+  io_uring_prep_sync_file_range(sqe, fd, nbytes, offset, static_cast<int>(flags));
+  ring.Track(sqe, id, {});
+  return Napi::Boolean::New(info.Env(), true);
+}
+
+// () → SQEs submitted
+Napi::Value Submit(const Napi::CallbackInfo& info) {
+  Ring& ring = RequireRing(info.Env());
+  int r = ring.Submit();
+  if (r < 0) throw ErrnoError(info.Env(), -r, "io_uring_enter");
+  return Napi::Number::New(info.Env(), r);
+}
+
+Napi::Value InFlightCount(const Napi::CallbackInfo& info) {
+  InstanceData* data = Instance(info.Env());
+  return Napi::Number::New(info.Env(), data->ring ? static_cast<double>(data->ring->InFlightCount()) : 0);
+}
+
 }  // namespace
 
 void InitUring(Napi::Env env, Napi::Object exports) {
   exports.Set("uringSetupErrno", Napi::Function::New(env, UringSetupErrno, "uringSetupErrno"));
+  exports.Set("uringInit", Napi::Function::New(env, UringInit, "uringInit"));
+  exports.Set("uringPrepWritev", Napi::Function::New(env, PrepWritev, "uringPrepWritev"));
+  exports.Set("uringPrepReadv", Napi::Function::New(env, PrepReadv, "uringPrepReadv"));
+  exports.Set("uringPrepFsync", Napi::Function::New(env, PrepFsync, "uringPrepFsync"));
+  exports.Set("uringPrepFallocate", Napi::Function::New(env, PrepFallocate, "uringPrepFallocate"));
+  exports.Set("uringPrepFtruncate", Napi::Function::New(env, PrepFtruncate, "uringPrepFtruncate"));
+  exports.Set("uringPrepSyncFileRange", Napi::Function::New(env, PrepSyncFileRange, "uringPrepSyncFileRange"));
+  exports.Set("uringSubmit", Napi::Function::New(env, Submit, "uringSubmit"));
+  exports.Set("uringInFlight", Napi::Function::New(env, InFlightCount, "uringInFlight"));
 }
 
 }  // namespace odirect
