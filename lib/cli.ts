@@ -1,0 +1,39 @@
+#!/usr/bin/env node
+// odirect CLI: probe PATH · bench [--dir PATH] [--quick] [--runs N] [--filter RE]
+import { probe } from './probe';
+
+const USAGE = `usage:
+  odirect probe PATH            what direct, atomic and uncached I/O can do on PATH (JSON)
+  odirect bench [options]       the benchmark suite (see bench/README.md)
+`;
+
+async function main(argv: string[]): Promise<number> {
+  const [command, ...rest] = argv;
+  switch (command) {
+    case 'probe': {
+      if (rest.length !== 1) break;
+      process.stdout.write(`${JSON.stringify(await probe(rest[0]!), null, 2)}\n`);
+      return 0;
+    }
+    case 'bench': {
+      // Loaded on demand: the bench pulls in fio, scratch filesystems and reporting.
+      const benchModule = './bench/index.js';
+      const { runBench } = (await import(benchModule)) as { runBench(args: string[]): Promise<number> };
+      return runBench(rest);
+    }
+    default:
+      break;
+  }
+  process.stderr.write(USAGE);
+  return 2;
+}
+
+main(process.argv.slice(2)).then(
+  (code) => {
+    process.exitCode = code;
+  },
+  (err: unknown) => {
+    process.stderr.write(`odirect: ${err instanceof Error ? err.message : String(err)}\n`);
+    process.exitCode = 1;
+  },
+);

@@ -1,0 +1,56 @@
+#!/usr/bin/env node
+// `npm test` and `npm run bench`: everything a fresh machine needs, then the job.
+//   1. system packages (xfsprogs, liburing-dev, fio, build tools) via scripts/install-deps.sh
+//   2. node_modules (npm ci) when missing or older than package-lock.json
+//   3. build: the addon (node-gyp) and the TypeScript (dist/)
+//   4. the job: vitest, or the bench suite
+// Only node built-ins here: this runs before node_modules exists.
+import { spawnSync } from 'node:child_process';
+import { existsSync, statSync } from 'node:fs';
+import { dirname, join } from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+const root = join(dirname(fileURLToPath(import.meta.url)), '..');
+const [job, ...args] = process.argv.slice(2);
+
+function run(cmd, argv, options = {}) {
+  const r = spawnSync(cmd, argv, { cwd: root, stdio: 'inherit', ...options });
+  if (r.error) throw r.error;
+  if (r.signal) process.kill(process.pid, r.signal);
+  return r.status ?? 1;
+}
+
+function step(title, cmd, argv) {
+  process.stderr.write(`\n== ${title}\n`);
+  const status = run(cmd, argv);
+  if (status !== 0) {
+    process.stderr.write(`odirect: '${title}' failed (exit ${status})\n`);
+    process.exit(status);
+  }
+}
+
+function modulesStale() {
+  const marker = join(root, 'node_modules', '.package-lock.json');
+  if (!existsSync(marker)) return true;
+  return statSync(join(root, 'package-lock.json')).mtimeMs > statSync(marker).mtimeMs;
+}
+
+if (job !== 'test' && job !== 'bench') {
+  process.stderr.write('usage: node scripts/run.mjs test|bench [args…]\n');
+  process.exit(2);
+}
+
+step('system packages', 'bash', [join(root, 'scripts', 'install-deps.sh')]);
+// Scripts are ignored here and the addon built explicitly below, so a stale
+// prebuild can never stand in for the code in this checkout.
+if (modulesStale()) step('node modules', 'npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund']);
+step('build native addon', 'npm', ['run', 'build:native', '--silent']);
+step('build TypeScript', 'npm', ['run', 'build:ts', '--silent']);
+
+if (job === 'test') {
+  process.stderr.write('\n== tests\n');
+  process.exit(run(join(root, 'node_modules', '.bin', 'vitest'), ['run', ...args]));
+} else {
+  process.stderr.write('\n== bench\n');
+  process.exit(run(process.execPath, [join(root, 'dist', 'cli.js'), 'bench', ...args]));
+}
