@@ -31,10 +31,22 @@ struct InFlight {
   std::vector<iovec> iov;
 };
 
+// The poll handle and the env-cleanup hook that waits for its close: Node
+// unloads the addon at env teardown, so the handle must be closed, and its
+// close callback run, before then (napi_add_async_cleanup_hook holds the
+// teardown until the hook is removed).
+struct PollBox {
+  uv_poll_t poll;
+  napi_async_cleanup_hook_handle hook = nullptr;
+};
+
 class Ring {
  public:
-  Ring(Napi::Env env, Napi::Function onComplete) : env_(env), context_(env, "odirect:uring") {
-    onComplete_ = Napi::Persistent(onComplete);
+  Ring(Napi::Env env, Napi::Function onComplete) : env_(env) {
+    napi_create_reference(env, onComplete, 1, &onComplete_);
+    napi_value name;
+    napi_create_string_utf8(env, "odirect:uring", NAPI_AUTO_LENGTH, &name);
+    napi_async_init(env, nullptr, name, &context_);
   }
 
   // Returns 0 or a negative errno.
@@ -52,21 +64,26 @@ class Ring {
     if (r < 0) return r;
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env_, &loop) != napi_ok) return -EINVAL;
-    poll_ = new uv_poll_t;
-    poll_->data = this;
-    if ((r = uv_poll_init(loop, poll_, efd_)) < 0) {
-      delete poll_;
-      poll_ = nullptr;
+    auto* box = new PollBox;
+    if ((r = uv_poll_init(loop, &box->poll, efd_)) < 0) {
+      delete box;
       return r;
     }
-    pollStarted_ = true;
+    box->poll.data = this;
+    poll_ = &box->poll;
     uv_poll_start(poll_, UV_READABLE, OnReadable);
     // While nothing is in flight the poll must not keep the process alive.
     uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    if (napi_add_async_cleanup_hook(env_, OnEnvCleanup, this, &box->hook) != napi_ok) box->hook = nullptr;
     return 0;
   }
 
-  ~Ring() { Teardown(); }
+  ~Ring() {
+    Teardown();
+    // Instance data is freed at env teardown, when these calls may fail: then there is nothing left to free.
+    if (context_) napi_async_destroy(env_, context_);
+    if (onComplete_) napi_delete_reference(env_, onComplete_);
+  }
 
   // Waits (bounded) for I/O in flight so the kernel never touches freed
   // buffers, then releases the poll handle, eventfd and ring.
@@ -82,8 +99,8 @@ class Ring {
       }
     }
     if (poll_) {
-      if (pollStarted_) uv_poll_stop(poll_);
-      uv_close(reinterpret_cast<uv_handle_t*>(poll_), [](uv_handle_t* h) { delete reinterpret_cast<uv_poll_t*>(h); });
+      uv_poll_stop(poll_);
+      uv_close(reinterpret_cast<uv_handle_t*>(poll_), OnPollClosed);
       poll_ = nullptr;
     }
     if (ringReady_) {
@@ -126,6 +143,17 @@ class Ring {
   unsigned features() const { return features_; }
 
  private:
+  static void OnEnvCleanup(napi_async_cleanup_hook_handle hook, void* arg) {
+    static_cast<Ring*>(arg)->Teardown();
+  }
+
+  static void OnPollClosed(uv_handle_t* handle) {
+    PollBox* box = reinterpret_cast<PollBox*>(handle);  // poll is the first member
+    napi_async_cleanup_hook_handle hook = box->hook;
+    delete box;
+    if (hook) napi_remove_async_cleanup_hook(hook);
+  }
+
   static void OnReadable(uv_poll_t* handle, int status, int events) {
     static_cast<Ring*>(handle->data)->Reap();
   }
@@ -152,25 +180,46 @@ class Ring {
       io_uring_cq_advance(&ring_, n);
     }
     if (poll_ && inflight_.empty()) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-    if (ids.empty()) return;
-    Napi::HandleScope scope(env_);
-    Napi::Uint32Array idArray = Napi::Uint32Array::New(env_, ids.size());
-    Napi::Int32Array resultArray = Napi::Int32Array::New(env_, results.size());
-    std::copy(ids.begin(), ids.end(), idArray.Data());
-    std::copy(results.begin(), results.end(), resultArray.Data());
-    // MakeCallback runs the nextTick and microtask queues after it returns, so
-    // the promises settled here (and the submits they trigger) run right away.
-    onComplete_.MakeCallback(env_.Global(), {idArray, resultArray}, context_);
+    if (!ids.empty()) Deliver(ids, results);
   }
 
-  Napi::Env env_;
-  Napi::AsyncContext context_;
-  Napi::FunctionReference onComplete_;
+  // Hands one batch to JS. Plain N-API with every status checked, never a C++
+  // exception: this runs from a libuv callback, also while a worker or the
+  // process is exiting, when JS can no longer run and node-addon-api's error
+  // path would abort the process. Then the batch is dropped (the I/O is done).
+  void Deliver(const std::vector<uint32_t>& ids, const std::vector<int32_t>& results) {
+    napi_handle_scope scope;
+    if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
+    const size_t n = ids.size();
+    void* idData = nullptr;
+    void* resultData = nullptr;
+    napi_value idBuffer, resultBuffer, argv[2], fn, global, ignored;
+    bool ok = napi_create_arraybuffer(env_, n * sizeof(uint32_t), &idData, &idBuffer) == napi_ok &&
+              napi_create_arraybuffer(env_, n * sizeof(int32_t), &resultData, &resultBuffer) == napi_ok &&
+              napi_create_typedarray(env_, napi_uint32_array, n, idBuffer, 0, &argv[0]) == napi_ok &&
+              napi_create_typedarray(env_, napi_int32_array, n, resultBuffer, 0, &argv[1]) == napi_ok &&
+              napi_get_reference_value(env_, onComplete_, &fn) == napi_ok && fn != nullptr &&
+              napi_get_global(env_, &global) == napi_ok;
+    if (ok) {
+      std::copy(ids.begin(), ids.end(), static_cast<uint32_t*>(idData));
+      std::copy(results.begin(), results.end(), static_cast<int32_t*>(resultData));
+      // make_callback runs the nextTick and microtask queues on return, so the
+      // promises settled here (and the submits they trigger) run at once.
+      if (napi_make_callback(env_, context_, global, fn, 2, argv, &ignored) == napi_pending_exception) {
+        napi_value error;
+        if (napi_get_and_clear_last_exception(env_, &error) == napi_ok) napi_fatal_exception(env_, error);
+      }
+    }
+    napi_close_handle_scope(env_, scope);
+  }
+
+  napi_env env_;
+  napi_async_context context_ = nullptr;
+  napi_ref onComplete_ = nullptr;
   io_uring ring_{};
   bool ringReady_ = false;
   int efd_ = -1;
   uv_poll_t* poll_ = nullptr;
-  bool pollStarted_ = false;
   unsigned features_ = 0, cqEntries_ = 0, sqEntries_ = 0;
   std::unordered_map<uint64_t, InFlight> inflight_;
 };
