@@ -2,6 +2,7 @@
 export { probe } from './probe';
 export { open, DirectFile } from './file';
 export { alignedBuffer, isMemoryAligned } from './aligned';
+export { registeredBuffer, releaseBuffer } from './registered';
 export { OdirectError, AtomicWriteError, AlignmentError, UnsupportedError } from './errors';
 export { ArgumentError } from './validate';
 export type {

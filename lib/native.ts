@@ -82,9 +82,11 @@ export interface NativeBinding {
   uringInit(
     entries: number,
     onComplete: (ids: Uint32Array, results: Int32Array) => void,
+    deferTaskrun: boolean,
   ): { sqEntries: number; cqEntries: number; features: number };
-  uringPrepWritev(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number): boolean;
-  uringPrepReadv(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number): boolean;
+  uringRegisterBuffer(view: Uint8Array): void;
+  uringPrepWritev(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean): boolean;
+  uringPrepReadv(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean): boolean;
   uringPrepFsync(fd: number, dataOnly: boolean, id: number): boolean;
   uringPrepFallocate(fd: number, mode: number, offset: Offset, length: Offset, id: number): boolean;
   uringPrepFtruncate(fd: number, size: Offset, id: number): boolean;

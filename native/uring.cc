@@ -49,9 +49,12 @@ class Ring {
     napi_async_init(env, nullptr, name, &context_);
   }
 
-  // Returns 0 or a negative errno.
-  int Setup(unsigned entries) {
+  // Returns 0 or a negative errno. deferTaskrun: SINGLE_ISSUER|DEFER_TASKRUN
+  // (6.1+), where completions wait for io_uring_get_events from this thread.
+  int Setup(unsigned entries, bool deferTaskrun) {
     io_uring_params params{};
+    if (deferTaskrun) params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    deferTaskrun_ = deferTaskrun;
     int r = io_uring_queue_init_params(entries, &ring_, &params);
     if (r < 0) return r;
     ringReady_ = true;
@@ -131,6 +134,24 @@ class Ring {
     Ref();
   }
 
+  // Registers one region as fixed buffer 0 (held until the ring goes).
+  int RegisterBuffer(Napi::Object view, uint8_t* base, size_t length) {
+    if (fixedBase_) return -EBUSY;
+    iovec iov{base, length};
+    int r = io_uring_register_buffers(&ring_, &iov, 1);
+    if (r < 0) return r;
+    fixedBase_ = base;
+    fixedLength_ = length;
+    fixedKeep_ = Napi::Persistent(view);
+    return 0;
+  }
+
+  // True when [p, p+n) lies inside the registered region.
+  bool InFixed(const void* p, size_t n) const {
+    auto* b = static_cast<const uint8_t*>(p);
+    return fixedBase_ && b >= fixedBase_ && n <= fixedLength_ && b - fixedBase_ <= static_cast<ptrdiff_t>(fixedLength_ - n);
+  }
+
   int Submit() {
     int r = io_uring_submit(&ring_);
     // EINTR/EAGAIN/EBUSY: the SQEs stay queued and go with the next submit.
@@ -166,6 +187,9 @@ class Ring {
     uint64_t count;
     while (read(efd_, &count, sizeof count) > 0) {
     }
+    // With DEFER_TASKRUN the eventfd fires but the CQEs are posted only when this
+    // thread runs the task work (kernel-facts §5).
+    if (deferTaskrun_) io_uring_get_events(&ring_);
     std::vector<uint32_t> ids;
     std::vector<int32_t> results;
     io_uring_cqe* cqes[256];
@@ -220,6 +244,10 @@ class Ring {
   bool ringReady_ = false;
   int efd_ = -1;
   uv_poll_t* poll_ = nullptr;
+  bool deferTaskrun_ = false;
+  uint8_t* fixedBase_ = nullptr;
+  size_t fixedLength_ = 0;
+  Napi::ObjectReference fixedKeep_;
   unsigned features_ = 0, cqEntries_ = 0, sqEntries_ = 0;
   std::unordered_map<uint64_t, InFlight> inflight_;
 };
@@ -255,17 +283,17 @@ Napi::Value UringSetupErrno(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), r < 0 ? -r : 0);
 }
 
-// (entries, onComplete(ids: Uint32Array, results: Int32Array)) → { sqEntries, cqEntries, features }
+// (entries, onComplete(ids: Uint32Array, results: Int32Array), deferTaskrun) → { sqEntries, cqEntries, features }
 Napi::Value UringInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
-  RequireArgs(info, 2, "uringInit");
+  RequireArgs(info, 3, "uringInit");
   uint32_t entries = ArgUint32(info, 0, "entries");
   if (entries < 1 || entries > 32768) throw Napi::RangeError::New(env, "entries must be from 1 to 32768");
   if (!info[1].IsFunction()) throw Napi::TypeError::New(env, "onComplete must be a function");
   InstanceData* data = Instance(env);
   if (data->ring) throw Napi::Error::New(env, "io_uring ring already initialised on this thread");
   auto ring = std::make_unique<Ring>(env, info[1].As<Napi::Function>());
-  int r = ring->Setup(entries);
+  int r = ring->Setup(entries, info[2].ToBoolean());
   if (r < 0) throw ErrnoError(env, -r, "io_uring_setup");
   Napi::Object result = Napi::Object::New(env);
   result.Set("sqEntries", Napi::Number::New(env, ring->sqEntries()));
@@ -275,19 +303,28 @@ Napi::Value UringInit(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// (fd, buffers[], position, rwflags, id) → true when queued, false when the SQ is full.
+// (fd, buffers[], position, rwflags, id, fixed) → true when queued, false when the SQ is full.
+// fixed: use WRITE_FIXED/READ_FIXED on the registered region (one buffer inside it).
 Napi::Value PrepVectored(const Napi::CallbackInfo& info, bool write) {
-  RequireArgs(info, 5, write ? "uringPrepWritev" : "uringPrepReadv");
+  RequireArgs(info, 6, write ? "uringPrepWritev" : "uringPrepReadv");
   Ring& ring = RequireRing(info.Env());
   int fd = ArgFd(info, 0);
   IoBuffers buffers = ArgBuffers(info, 1);
   int64_t position = ArgOffset(info, 2, "position");
   uint32_t rwflags = ArgUint32(info, 3, "flags");
   uint64_t id = ArgId(info, 4);
+  bool fixed = info[5].ToBoolean();
+  if (fixed && (buffers.iov.size() != 1 || !ring.InFixed(buffers.iov[0].iov_base, buffers.iov[0].iov_len))) {
+    throw Napi::RangeError::New(info.Env(), "a fixed-buffer request needs one buffer inside the registered region");
+  }
   io_uring_sqe* sqe = ring.Sqe(id);
   if (!sqe) return Napi::Boolean::New(info.Env(), false);
   InFlight held{std::move(buffers.keep), std::move(buffers.iov)};
-  if (held.iov.size() == 1) {
+  if (fixed) {
+    // The kernel refuses RWF_ATOMIC here (EINVAL): the policy layer never asks for it.
+    if (write) io_uring_prep_write_fixed(sqe, fd, held.iov[0].iov_base, held.iov[0].iov_len, position, 0);
+    else io_uring_prep_read_fixed(sqe, fd, held.iov[0].iov_base, held.iov[0].iov_len, position, 0);
+  } else if (held.iov.size() == 1) {
     // WRITE/READ (not the vectored ops) for one buffer: no iovec to import.
     if (write) io_uring_prep_write(sqe, fd, held.iov[0].iov_base, held.iov[0].iov_len, position);
     else io_uring_prep_read(sqe, fd, held.iov[0].iov_base, held.iov[0].iov_len, position);
@@ -363,6 +400,20 @@ Napi::Value PrepSyncFileRange(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// (view) registers the view's memory as fixed buffer 0 of this thread's ring.
+Napi::Value RegisterBuffer(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "uringRegisterBuffer");
+  Ring& ring = RequireRing(info.Env());
+  Napi::TypedArray view = ArgView(info, 0, "buffer");
+  uint8_t* data = nullptr;
+  size_t length = 0;
+  ViewSpan(view, &data, &length);
+  if (length == 0) throw Napi::RangeError::New(info.Env(), "buffer must not be empty");
+  int r = ring.RegisterBuffer(view, data, length);
+  if (r < 0) throw ErrnoError(info.Env(), -r, "io_uring_register");
+  return info.Env().Undefined();
+}
+
 // () → SQEs submitted
 Napi::Value Submit(const Napi::CallbackInfo& info) {
   Ring& ring = RequireRing(info.Env());
@@ -387,6 +438,7 @@ void InitUring(Napi::Env env, Napi::Object exports) {
   exports.Set("uringPrepFallocate", Napi::Function::New(env, PrepFallocate, "uringPrepFallocate"));
   exports.Set("uringPrepFtruncate", Napi::Function::New(env, PrepFtruncate, "uringPrepFtruncate"));
   exports.Set("uringPrepSyncFileRange", Napi::Function::New(env, PrepSyncFileRange, "uringPrepSyncFileRange"));
+  exports.Set("uringRegisterBuffer", Napi::Function::New(env, RegisterBuffer, "uringRegisterBuffer"));
   exports.Set("uringSubmit", Napi::Function::New(env, Submit, "uringSubmit"));
   exports.Set("uringInFlight", Napi::Function::New(env, InFlightCount, "uringInFlight"));
 }

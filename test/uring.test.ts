@@ -5,7 +5,7 @@ import * as path from 'node:path';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { uringEngine } from '../lib/engines/uring';
 import { threadPoolEngine } from '../lib/engines/threadpool';
-import { alignedBuffer, open } from '../lib/index';
+import { alignedBuffer, open, registeredBuffer, releaseBuffer } from '../lib/index';
 import { C, native } from '../lib/native';
 import { describeOnFs, uniqueDir } from './helpers/scratch';
 
@@ -20,6 +20,16 @@ function runNode(script: string, env: Record<string, string> = {}) {
     env: { ...process.env, ...env },
   });
   return { status: r.status, signal: r.signal, stdout: r.stdout, stderr: r.stderr };
+}
+
+function readBack(file: string, position: number, length: number): Buffer {
+  const fd = native.openSync(file, C.O_RDONLY | C.O_DIRECT, 0);
+  try {
+    const into = alignedBuffer(length);
+    return into.subarray(0, native.preadv2Sync(fd, [into], position, 0));
+  } finally {
+    native.closeSync(fd);
+  }
 }
 
 function block(seed: number, tag: number): Buffer {
@@ -149,6 +159,45 @@ for (const fsName of ['ext4', 'xfs'] as const) {
       expect(fs.readFileSync(file).equals(Buffer.alloc(8192, 1))).toBe(true);
     });
 
+    it('registered buffers go out as WRITE_FIXED, but atomic writes never do', async () => {
+      const file = path.join(dir, 'fixed');
+      const f = await open(file, { create: true, engine: 'uring' });
+      const fd = native.openSync(file, C.O_RDWR | C.O_DIRECT, 0);
+      try {
+        const engine = uringEngine();
+        expect(engine.arena).toBeDefined();
+        const data = registeredBuffer(16384);
+        expect(engine.arena!.contains(data)).toBe(true);
+        data.fill(0xa5);
+        expect(await f.write(data, 0)).toEqual({ bytesWritten: 16384, path: 'direct' });
+        const back = registeredBuffer(16384);
+        expect(await f.read(back, 0)).toBe(16384);
+        expect(back.equals(data)).toBe(true);
+        // Asking the ring for a fixed write with RWF_ATOMIC: the kernel's answer
+        // for a fixed buffer (kernel-facts §2) proves the fixed opcode is used.
+        const fixedAtomic = new Promise<number>((resolve, reject) => {
+          const done = engine as unknown as { issue(s: string, p: (id: number) => boolean): Promise<number> };
+          done.issue('pwritev2', (id) => native.uringPrepWritev(fd, [data], 0, C.RWF_ATOMIC, id, true)).then(resolve, reject);
+        });
+        if (f.capabilities.atomic.supported) {
+          await expect(fixedAtomic).rejects.toMatchObject({ code: 'EINVAL' });
+          // …while the policy sends atomic writes from registered memory as plain WRITE.
+          data.fill(0x5a);
+          expect(await f.writeAtomic(data, 16384)).toEqual({ bytesWritten: 16384, path: 'direct' });
+          expect(readBack(file, 16384, 16384).equals(data)).toBe(true);
+        } else {
+          await expect(fixedAtomic).rejects.toMatchObject({ code: 'EOPNOTSUPP' });
+        }
+        // A fixed request outside the registered memory is refused before the kernel.
+        expect(() => native.uringPrepWritev(fd, [alignedBuffer(4096)], 0, 0, 77, true)).toThrow(RangeError);
+        releaseBuffer(data);
+        releaseBuffer(back);
+      } finally {
+        native.closeSync(fd);
+        await f.close();
+      }
+    });
+
     it('1,000 open/close cycles leak no file descriptor', async () => {
       const file = path.join(dir, 'cycles');
       fs.writeFileSync(file, Buffer.alloc(4096));
@@ -207,6 +256,29 @@ for (const fsName of ['ext4', 'xfs'] as const) {
         expect(r.status).toBe(7);
         expect(r.stderr).toBe('');
         expect(fs.statSync(file).size).toBe(256 * 4096);
+      });
+
+      it('works with SINGLE_ISSUER|DEFER_TASKRUN (completions fetched by io_uring_get_events)', () => {
+        const file = path.join(dir, 'defer');
+        const script = `
+          const o = require(${JSON.stringify(distIndex)});
+          (async () => {
+            const f = await o.open(${JSON.stringify(file)}, { create: true, engine: 'uring' });
+            await f.allocate(0, 1024 * 4096);
+            const ps = [];
+            for (let i = 0; i < 1024; i++) { const b = o.alignedBuffer(4096); b.fill(i & 0xff); ps.push(f.write(b, i * 4096)); }
+            await Promise.all(ps);
+            const all = o.alignedBuffer(1024 * 4096);
+            await f.read(all, 0);
+            let bad = 0;
+            for (let i = 0; i < 1024; i++) if (!all.subarray(i * 4096, (i + 1) * 4096).every((x) => x === (i & 0xff))) bad++;
+            console.log(JSON.stringify({ defer: require(${JSON.stringify(path.join(root, 'dist', 'engines', 'uring.js'))}).uringEngine().deferTaskrun, bad }));
+            await f.close();
+          })();
+        `;
+        const r = runNode(script, { ODIRECT_URING_DEFER_TASKRUN: '1' });
+        expect(r.stderr).toBe('');
+        expect(JSON.parse(r.stdout)).toEqual({ defer: true, bad: 0 });
       });
 
       it("falls back to the thread pool when io_uring can't be set up, and says why", () => {

@@ -8,8 +8,10 @@
 //   out as completions free slots.
 // - Results are pwritev2's: a byte count that may be short, or the errno as
 //   the same Error the thread-pool engine gives.
-import { native } from '../native';
+import { alignedBuffer } from '../aligned';
+import { C, native } from '../native';
 import type { Engine } from './engine';
+import { FixedArena } from './fixed-arena';
 
 interface Request {
   syscall: string;
@@ -19,6 +21,7 @@ interface Request {
 }
 
 const RING_ENTRIES = 256;
+const ARENA_BYTES = Number(process.env.ODIRECT_FIXED_ARENA_MIB ?? 16) * (1 << 20);
 // sync_file_range's SQE length field is 32 bits.
 const MAX_SQE_LEN = 0xffffffff;
 
@@ -30,10 +33,15 @@ export class UringEngine implements Engine {
   private nextId = 1;
   private flushQueued = false;
   private unsubmitted = 0;
+  /** Registered memory (fixed buffer 0); undefined if registering failed (e.g. RLIMIT_MEMLOCK). */
+  readonly arena: FixedArena | undefined;
+  readonly deferTaskrun: boolean;
 
-  constructor(entries = RING_ENTRIES) {
-    const info = native.uringInit(entries, (ids, results) => this.complete(ids, results));
+  constructor(entries = RING_ENTRIES, deferTaskrun = process.env.ODIRECT_URING_DEFER_TASKRUN === '1') {
+    const info = native.uringInit(entries, (ids, results) => this.complete(ids, results), deferTaskrun);
     this.limit = info.cqEntries;
+    this.deferTaskrun = deferTaskrun;
+    this.arena = ARENA_BYTES > 0 ? registerArena(ARENA_BYTES) : undefined;
   }
 
   get inFlight(): number {
@@ -45,11 +53,18 @@ export class UringEngine implements Engine {
   }
 
   writev(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
-    return this.issue('pwritev2', (id) => native.uringPrepWritev(fd, buffers, position, rwflags, id));
+    // The kernel rejects RWF_ATOMIC on WRITE_FIXED (a bvec, not one user buffer): never fixed then.
+    const fixed = !(rwflags & C.RWF_ATOMIC) && this.isFixed(buffers);
+    return this.issue('pwritev2', (id) => native.uringPrepWritev(fd, buffers, position, rwflags, id, fixed));
   }
 
   readv(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
-    return this.issue('preadv2', (id) => native.uringPrepReadv(fd, buffers, position, rwflags, id));
+    const fixed = this.isFixed(buffers);
+    return this.issue('preadv2', (id) => native.uringPrepReadv(fd, buffers, position, rwflags, id, fixed));
+  }
+
+  private isFixed(buffers: Uint8Array[]): boolean {
+    return buffers.length === 1 && this.arena !== undefined && this.arena.contains(buffers[0]!);
   }
 
   async fsync(fd: number, dataOnly: boolean): Promise<void> {
@@ -136,10 +151,25 @@ export class UringEngine implements Engine {
   }
 }
 
+function registerArena(bytes: number): FixedArena | undefined {
+  const memory = alignedBuffer(bytes);
+  try {
+    native.uringRegisterBuffer(memory);
+    return new FixedArena(memory);
+  } catch {
+    return undefined; // fixed buffers are an optimisation: without them I/O works the same
+  }
+}
+
 let engine: UringEngine | undefined;
 
 /** This thread's ring, made on first use. */
 export function uringEngine(): UringEngine {
   engine ??= new UringEngine();
+  return engine;
+}
+
+/** This thread's ring if one was made already (never makes one). */
+export function existingUringEngine(): UringEngine | undefined {
   return engine;
 }

@@ -1,6 +1,9 @@
 // Aligned bounce buffers, pooled by power-of-two size class so steady-state
 // I/O allocates nothing. Buffers come back dirty: callers overwrite or zero.
+// When this thread has an io_uring ring, new buffers come from its registered
+// memory, so bounced I/O goes out as WRITE_FIXED.
 import { alignedBuffer } from '../aligned';
+import { existingUringEngine } from '../engines/uring';
 
 const POOL_ALIGNMENT = 4096; // a multiple of every dio_mem_align seen in practice (512)
 const MAX_POOLED_BYTES = 64 << 20;
@@ -13,32 +16,38 @@ function sizeClass(size: number): number {
 }
 
 export class BouncePool {
-  private free = new Map<number, Buffer[]>();
+  private readonly free = new Map<number, Buffer[]>();
+  // The whole size-class buffer behind each view handed out. The pool keeps
+  // these exact objects: a registered-memory slot is reclaimed when its object
+  // is collected, so the pool must hold that object, not a copy of the view.
+  private readonly owners = new WeakMap<Uint8Array, Buffer>();
   private pooledBytes = 0;
   allocations = 0;
 
-  constructor(private readonly alignment = POOL_ALIGNMENT) {}
-
-  /** A buffer of exactly `size` bytes, aligned to the pool's alignment. */
+  /** A buffer of exactly `size` bytes, 4 KiB-aligned. */
   acquire(size: number): Buffer {
     const cls = sizeClass(size);
-    const list = this.free.get(cls);
-    const pooled = list?.pop();
-    if (pooled) {
+    let whole = this.free.get(cls)?.pop();
+    if (whole) {
       this.pooledBytes -= cls;
-      return pooled.subarray(0, size);
+    } else {
+      this.allocations++;
+      whole = existingUringEngine()?.arena?.acquire(cls) ?? alignedBuffer(cls, POOL_ALIGNMENT);
     }
-    this.allocations++;
-    return alignedBuffer(cls, Math.max(this.alignment, POOL_ALIGNMENT)).subarray(0, size);
+    const view = whole.subarray(0, size);
+    this.owners.set(view, whole);
+    return view;
   }
 
   /** Returns a buffer from acquire(); it must no longer be in flight. */
-  release(buffer: Buffer): void {
-    const full = Buffer.from(buffer.buffer, buffer.byteOffset, sizeClass(buffer.byteLength));
-    const cls = full.byteLength;
+  release(view: Uint8Array): void {
+    const whole = this.owners.get(view);
+    if (!whole) return;
+    this.owners.delete(view);
+    const cls = whole.byteLength;
     const list = this.free.get(cls) ?? [];
-    if (list.length >= MAX_PER_CLASS || this.pooledBytes + cls > MAX_POOLED_BYTES) return;
-    list.push(full);
+    if (list.length >= MAX_PER_CLASS || this.pooledBytes + cls > MAX_POOLED_BYTES) return; // dropped: GC reclaims it
+    list.push(whole);
     this.free.set(cls, list);
     this.pooledBytes += cls;
   }
