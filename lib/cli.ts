@@ -1,9 +1,11 @@
 #!/usr/bin/env node
-// odirect CLI: probe PATH · bench [--dir PATH] [--quick] [--runs N] [--filter RE]
+// odirect CLI: probe PATH · verify-atomic PATH · bench [--dir PATH] [--quick] [--runs N] [--filter RE]
 import { probe } from './probe';
+import { runVerifyAtomic } from './verify';
 
 const USAGE = `usage:
   odirect probe PATH            what direct, atomic and uncached I/O can do on PATH (JSON)
+  odirect verify-atomic PATH    check atomic writes on PATH's filesystem (--help for options)
   odirect bench [options]       the benchmark suite (see bench/README.md)
 `;
 
@@ -15,6 +17,8 @@ async function main(argv: string[]): Promise<number> {
       process.stdout.write(`${JSON.stringify(await probe(rest[0]!), null, 2)}\n`);
       return 0;
     }
+    case 'verify-atomic':
+      return runVerifyAtomic(rest);
     case 'bench': {
       // Loaded on demand: the bench pulls in fio, scratch filesystems and reporting.
       const benchModule = './bench/index.js';
