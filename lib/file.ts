@@ -5,11 +5,12 @@ import { C, native } from './native';
 import type { Engine } from './engines/engine';
 import { selectEngine } from './engines/select';
 import { AtomicWriteError, OdirectError, UnsupportedError, withContext } from './errors';
-import { alignmentError, findMisalignment } from './policies/alignment';
+import { alignmentError, findMisalignment, type Misalignment } from './policies/alignment';
 import { checkAtomicResult, checkAtomicWrite, type AtomicRequest } from './policies/atomic';
+import { durableWriteFlags, syncAfterDurableWrite } from './policies/durability';
 import { bouncePool } from './policies/bounce-pool';
 import { writeCached } from './policies/cache';
-import { finishBuffered } from './policies/fallback';
+import { finishBuffered, skipBytes } from './policies/fallback';
 import { OrderingGate } from './policies/ordering';
 import { RangeLock } from './policies/range-lock';
 import { alignedSpan, gather, partialBlocks, type Span } from './policies/rmw';
@@ -85,10 +86,20 @@ function resolveOpenOptions(path: unknown, options: unknown): ResolvedOpen {
   return { path: p, flags, mode, direct, readOnly, dsync, engine, alignment, fallback };
 }
 
+interface WritePlan {
+  rwflags: number;
+  /** How the direct form of this write breaks alignment, if it does. */
+  misaligned?: Misalignment;
+  /** The block-aligned span of a read-modify-write. */
+  span?: Span;
+  /** Where the bytes this write puts on disk end: past the known size it is an extending write. */
+  reach: number;
+}
+
 interface ResolvedWrite {
   atomic: boolean;
   cache: CacheMode;
-  rwflags: number;
+  dsync: boolean;
 }
 
 function resolveWriteOptions(options: unknown): ResolvedWrite {
@@ -99,7 +110,7 @@ function resolveWriteOptions(options: unknown): ResolvedWrite {
   if (atomic && cache !== 'default') {
     throw new AtomicWriteError('ERR_ATOMIC_NOT_DIRECT', `atomic writes are direct only; options.cache '${cache}' would write buffered`);
   }
-  return { atomic, cache, rwflags: (dsync ? C.RWF_DSYNC : 0) | (atomic ? C.RWF_ATOMIC : 0) };
+  return { atomic, cache, dsync };
 }
 
 function emptyStats(): FileStats {
@@ -126,6 +137,10 @@ export class DirectFile {
   readonly stats: FileStats = emptyStats();
   /** Writes go around the page cache (O_DIRECT opened and honoured by the filesystem). */
   readonly direct: boolean;
+  /** Direct I/O was asked for (open option `direct`); if `direct` is false all the same, writes fall back. */
+  private readonly directRequested: boolean;
+  /** Opened O_DSYNC: every write is a durable write. */
+  private readonly openDsync: boolean;
   readonly readOnly: boolean;
   private readonly io: Engine;
   private readonly fd: number;
@@ -141,6 +156,8 @@ export class DirectFile {
     this.path = r.path;
     this.fd = fd;
     this.direct = direct;
+    this.directRequested = r.direct;
+    this.openDsync = r.dsync;
     this.readOnly = r.readOnly;
     this.capabilities = caps;
     this.io = io;
@@ -234,13 +251,14 @@ export class DirectFile {
       ? { path: this.path, position, length, segments: chunks.length, direct: this.direct }
       : undefined;
     if (atomic) checkAtomicWrite(this.capabilities, atomic);
+    const plan = this.planWrite(chunks, position, length, w);
     const end = position + length;
-    const result = await this.gate.write(end, async (sizeBefore) => {
+    const result = await this.gate.write(plan.reach, end, async (sizeBefore) => {
       try {
-        return await this.routeWrite(chunks, position, length, w, atomic, sizeBefore);
+        return await this.routeWrite(chunks, position, length, w, plan, atomic, sizeBefore);
       } catch (err) {
         // A failed or short extending write leaves nothing past the old end of file.
-        if (end > sizeBefore) await this.io.ftruncate(this.fd, sizeBefore).catch(() => undefined);
+        if (plan.reach > sizeBefore) await this.io.ftruncate(this.fd, sizeBefore).catch(() => undefined);
         throw withContext(err, { path: this.path, position, length }, atomic ? AtomicWriteError : OdirectError);
       }
     });
@@ -248,34 +266,72 @@ export class DirectFile {
     return result;
   }
 
+  /**
+   * Decided once per write, before it is ordered: its RWF flags, how its
+   * direct form breaks alignment (strict mode refuses here, before any I/O),
+   * and how far it reaches. A read-modify-write writes whole blocks, so it
+   * reaches the end of its last block: past EOF that makes it an extending
+   * write, ordered with the others (else it could cut one off when it trims
+   * the file back).
+   */
+  private planWrite(chunks: Uint8Array[], position: number, length: number, w: ResolvedWrite): WritePlan {
+    const rwflags = (w.dsync ? durableWriteFlags() : 0) | (w.atomic ? C.RWF_ATOMIC : 0);
+    if (w.cache !== 'default' || !this.direct) return { rwflags, reach: position + length };
+    const { memAlign, offsetAlign } = this.capabilities.direct;
+    const misaligned = findMisalignment(chunks, position, { memAlign, offsetAlign });
+    if (!misaligned) return { rwflags, reach: position + length };
+    if (this.alignmentMode === 'strict') throw alignmentError(misaligned, 'write', this.path, position, length);
+    if (misaligned.code === 'ERR_ALIGNMENT_MEMORY') return { rwflags, misaligned, reach: position + length };
+    const span = alignedSpan(position, length, offsetAlign);
+    return { rwflags, misaligned, span, reach: span.end };
+  }
+
   private async routeWrite(
     chunks: Uint8Array[],
     position: number,
     length: number,
     w: ResolvedWrite,
+    plan: WritePlan,
     atomic: AtomicRequest | undefined,
     sizeBefore: number,
   ): Promise<WriteResult> {
     if (w.cache !== 'default') {
       const target = { engine: this.io, fd: await this.buffered(), dontcache: this.capabilities.dontcache };
-      await this.finishOrFail(chunks, position, length, await writeCached(target, w.cache, chunks, position, w.rwflags), w);
+      const written = await writeCached(target, w.cache, chunks, position, plan.rwflags);
+      if (written < length) await finishBuffered(this.io, target.fd, chunks, position, length, written, plan.rwflags);
       this.stats.buffered++;
       return { bytesWritten: length, path: 'buffered' };
     }
-    if (!this.direct) return this.fallBack(chunks, position, length, 0, w, 'direct I/O is not available');
-    const written = await this.writeDirect(chunks, position, length, w.rwflags, sizeBefore);
+    if (!this.directRequested) {
+      // The caller asked for ordinary page-cache I/O: no fallback, no cache dropping.
+      await this.writeAll(chunks, position, length, plan.rwflags);
+      this.stats.buffered++;
+      return { bytesWritten: length, path: 'buffered' };
+    }
+    if (!this.direct) return this.fallBack(chunks, position, length, 0, plan.rwflags, 'direct I/O is not available');
+    const written = await this.writeDirect(chunks, position, length, plan, sizeBefore);
     if (atomic) {
       checkAtomicResult(written, atomic);
+      if ((w.dsync || this.openDsync) && syncAfterDurableWrite(this.capabilities, true) !== 'none') {
+        await this.io.fsync(this.fd, true);
+      }
       this.stats.atomic++;
     }
-    if (written < length) return this.fallBack(chunks, position, length, written, w, `direct write was short (${written} of ${length} bytes)`);
+    if (written < length) {
+      return this.fallBack(chunks, position, length, written, plan.rwflags, `direct write was short (${written} of ${length} bytes)`);
+    }
     this.stats.direct++;
     return { bytesWritten: length, path: 'direct' };
   }
 
-  /** A buffered write that came back short is finished the same way as a direct one. */
-  private async finishOrFail(chunks: Uint8Array[], position: number, length: number, written: number, w: ResolvedWrite) {
-    if (written < length) await finishBuffered(this.io, await this.buffered(), chunks, position, length, written, w.rwflags);
+  /** A buffered write to the main fd, repeated until all of it is written. */
+  private async writeAll(chunks: Uint8Array[], position: number, length: number, rwflags: number): Promise<void> {
+    let done = 0;
+    while (done < length) {
+      const written = await this.io.writev(this.fd, skipBytes(chunks, done), position + done, rwflags);
+      if (written <= 0) throw new OdirectError('ERR_SHORT_WRITE', `write at ${position + done} wrote nothing`, { path: this.path });
+      done += written;
+    }
   }
 
   private async fallBack(
@@ -283,7 +339,7 @@ export class DirectFile {
     position: number,
     length: number,
     done: number,
-    w: ResolvedWrite,
+    rwflags: number,
     why: string,
   ): Promise<WriteResult> {
     if (this.fallbackMode === 'error') {
@@ -293,23 +349,20 @@ export class DirectFile {
         length,
       });
     }
-    await finishBuffered(this.io, await this.buffered(), chunks, position, length, done, w.rwflags);
+    await finishBuffered(this.io, await this.buffered(), chunks, position, length, done, rwflags);
     this.stats.bufferedFallback++;
     return { bytesWritten: length, path: 'buffered' };
   }
 
   /** Issues the direct write as it is, through a bounce buffer, or as a read-modify-write. */
-  private async writeDirect(chunks: Uint8Array[], position: number, length: number, rwflags: number, sizeBefore: number) {
-    const { memAlign, offsetAlign } = this.capabilities.direct;
-    const misaligned = findMisalignment(chunks, position, { memAlign, offsetAlign });
+  private async writeDirect(chunks: Uint8Array[], position: number, length: number, plan: WritePlan, sizeBefore: number) {
+    const { rwflags, misaligned, span } = plan;
     if (!misaligned) return this.underLock(position, position + length, false, () => this.io.writev(this.fd, chunks, position, rwflags));
-    if (this.alignmentMode === 'strict') throw alignmentError(misaligned, 'write', this.path, position, length);
-    if (misaligned.code === 'ERR_ALIGNMENT_MEMORY') {
+    if (!span) {
       this.stats.bounced++;
       return this.underLock(position, position + length, false, () => this.writeBounced(chunks, position, length, rwflags));
     }
     this.stats.readModifyWrite++;
-    const span = alignedSpan(position, length, offsetAlign);
     return this.underLock(span.start, span.end, true, () => this.readModifyWrite(chunks, position, length, span, rwflags, sizeBefore));
   }
 
@@ -356,7 +409,7 @@ export class DirectFile {
       const wantedSize = Math.max(sizeBefore, position + length);
       if (written === spanLength && span.end > wantedSize) {
         await this.io.ftruncate(this.fd, wantedSize);
-        if (rwflags & C.RWF_DSYNC) await this.io.fsync(this.fd, true);
+        if (rwflags & C.RWF_DSYNC || this.openDsync) await this.io.fsync(this.fd, true);
       }
       return Math.max(0, Math.min(length, span.start + written - position));
     } finally {
@@ -364,7 +417,9 @@ export class DirectFile {
     }
   }
 
+  /** A buffered fd: the main one when it is not O_DIRECT, else a second one opened on first use. */
   private buffered(): Promise<number> {
+    if (!(this.openFlags & C.O_DIRECT)) return Promise.resolve(this.fd);
     this.bufferedFd ??= native.open(this.path, this.openFlags & ~C.O_DIRECT & ~C.O_CREAT & ~C.O_TRUNC & ~C.O_EXCL, 0);
     return this.bufferedFd;
   }
@@ -449,7 +504,7 @@ export class DirectFile {
       checkEnd(pos, len);
       this.assertWritable();
       await this.gate
-        .write(pos + len, () => this.io.fallocate(this.fd, 0, pos, len))
+        .write(pos + len, pos + len, () => this.io.fallocate(this.fd, 0, pos, len))
         .catch((err: unknown) => {
           throw withContext(err, { path: this.path, position: pos, length: len });
         });

@@ -33,12 +33,14 @@ export class OrderingGate {
   }
 
   /**
-   * A write ending at `end`. Past the known size it waits for earlier extending
-   * writes and completes before the next one starts. `io` gets the size before it.
+   * A write that puts bytes on disk up to `reach` and leaves the file at least
+   * `end` long (reach > end for a read-modify-write of a partial last block).
+   * Reaching past the known size it waits for earlier extending writes and
+   * completes before the next one starts. `io` gets the size before it.
    */
-  write<T>(end: number, io: (sizeBefore: number) => Promise<T>): Promise<T> {
+  write<T>(reach: number, end: number, io: (sizeBefore: number) => Promise<T>): Promise<T> {
     return this.run(async () => {
-      if (end <= this.knownSize) return io(this.knownSize);
+      if (reach <= this.knownSize) return io(this.knownSize);
       const previous = this.extendTail;
       let release!: () => void;
       this.extendTail = new Promise<void>((resolve) => (release = resolve));

@@ -13,8 +13,16 @@ export async function writeBackRange(engine: Engine, fd: number, offset: number,
   await engine.syncFileRange(fd, offset, length, WRITE_AND_WAIT());
 }
 
-/** Writes the range back, waits, then drops its clean pages from the page cache. */
+/**
+ * Writes the range back, waits, then drops it from the page cache. The range
+ * is widened to whole pages: writeback covers the pages the range touches, so
+ * the edge pages are clean, and POSIX_FADV_DONTNEED drops only whole pages
+ * inside the range it is given. length 0 means "to the end of the file".
+ */
 export async function writeBackAndDrop(engine: Engine, fd: number, offset: number, length: number): Promise<void> {
-  await writeBackRange(engine, fd, offset, length);
-  await native.fadvise(fd, offset, length, C.POSIX_FADV_DONTNEED);
+  const page = native.pageSize;
+  const start = offset - (offset % page);
+  const span = length === 0 ? 0 : Math.ceil((offset + length) / page) * page - start;
+  await writeBackRange(engine, fd, start, span);
+  await native.fadvise(fd, start, span, C.POSIX_FADV_DONTNEED);
 }
