@@ -24,6 +24,8 @@ export interface CrashOptions {
   writers?: number;
   /** How long writes run before the shutdown, ms (randomised up to twice this). */
   runMs?: number;
+  /** Writes are acknowledged only once durable (RWF_DSYNC). Default true; false shows what is lost without it. */
+  dsync?: boolean;
 }
 
 export interface CrashReport {
@@ -59,8 +61,9 @@ export async function runCrashCycles(target: CrashTarget, options: CrashOptions)
   const note = (s: string) => {
     if (report.examples.length < 10) report.examples.push(s);
   };
+  const dsync = options.dsync ?? true;
   const write = (f: DirectFile, block: Buffer, r: number) =>
-    options.atomic ? f.writeAtomic(block, r * size, { dsync: true }) : f.write(block, r * size, { dsync: true });
+    options.atomic ? f.writeAtomic(block, r * size, { dsync }) : f.write(block, r * size, { dsync });
 
   // Generation 0 of every region, durable before the first cycle.
   const durable = new Uint32Array(regions);
@@ -78,6 +81,9 @@ export async function runCrashCycles(target: CrashTarget, options: CrashOptions)
   for (let cycle = 0; cycle < options.cycles; cycle++) {
     const acked = Uint32Array.from(durable);
     const issued = Uint32Array.from(durable);
+    // The order of acknowledgements, to tell a lost write just before the crash from one long before it.
+    const ackOrder = new Float64Array(regions);
+    let acks = 0;
     const f = await open(path, { alignment: 'strict', fallback: 'error' });
     let stopped = false;
     const writer = async (w: number) => {
@@ -95,6 +101,7 @@ export async function runCrashCycles(target: CrashTarget, options: CrashOptions)
           return; // EIO once the filesystem is down
         }
         acked[r] = gen;
+        ackOrder[r] = ++acks;
         report.acknowledged++;
       }
     };
@@ -120,7 +127,10 @@ export async function runCrashCycles(target: CrashTarget, options: CrashOptions)
         broken.push(r);
       } else if (state.gen < acked[r]!) {
         report.lost++;
-        note(`cycle ${cycle} region ${r}: generation ${state.gen} on disk, ${acked[r]} was acknowledged`);
+        note(
+          `cycle ${cycle} region ${r}: generation ${state.gen} on disk, ${acked[r]} was acknowledged ` +
+            `(acknowledgement ${ackOrder[r]} of ${acks} before the shutdown)`,
+        );
         durable[r] = state.gen;
       } else if (state.gen > issued[r]!) {
         report.corrupt++;
