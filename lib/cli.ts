@@ -20,9 +20,10 @@ async function main(argv: string[]): Promise<number> {
     case 'verify-atomic':
       return runVerifyAtomic(rest);
     case 'bench': {
-      // Loaded on demand: the bench pulls in fio, scratch filesystems and reporting.
-      const benchModule = './bench/index.js';
-      const { runBench } = (await import(benchModule)) as { runBench(args: string[]): Promise<number> };
+      // libuv sizes its thread pool when the pool first starts, and loading the
+      // bench starts it: the thread-pool engine needs 32+ threads for depth 32.
+      process.env.UV_THREADPOOL_SIZE ??= '64';
+      const { runBench } = await import('./bench/index.js');
       return runBench(rest);
     }
     default:

@@ -1,0 +1,102 @@
+// odirect itself, through its public API, on the io_uring or the thread-pool engine.
+import { alignedBuffer, open, type DirectFile } from '../../index';
+import type { EngineName, WriteOptions } from '../../types';
+import { drive, offsetSource, randomBuffers, STOP } from '../drive';
+import type { RunContext, RunResult } from '../types';
+
+function statsDetails(f: DirectFile, buffered: number): Record<string, unknown> {
+  return { engine: f.engine, direct: f.direct, stats: { ...f.stats }, writesThatWentBuffered: buffered };
+}
+
+export async function runOdirect(engine: EngineName, ctx: RunContext): Promise<RunResult> {
+  switch (ctx.workload.kind) {
+    case 'random':
+    case 'sequential':
+      return sharedFile(engine, ctx);
+    case 'append':
+      return append(engine, ctx);
+    case 'cached':
+      return cached(engine, ctx);
+  }
+}
+
+async function sharedFile(engine: EngineName, ctx: RunContext): Promise<RunResult> {
+  const w = ctx.workload;
+  const f = await open(ctx.target.sharedFile, { engine, readOnly: w.op === 'read' });
+  try {
+    const notes: string[] = [];
+    if (!f.direct) notes.push(`no direct I/O here (${f.capabilities.direct.reason ?? 'unknown'}): odirect wrote buffered`);
+    const buffers = randomBuffers(w.depth, () => alignedBuffer(w.bs));
+    const nextOffset = offsetSource(w.kind === 'sequential' ? 'sequential' : 'random', ctx.target.fileSize, w.bs);
+    const options: WriteOptions | undefined = w.dsync || w.atomic ? { dsync: w.dsync || undefined, atomic: w.atomic || undefined } : undefined;
+    let buffered = 0;
+    const r =
+      w.op === 'read'
+        ? await drive(w.depth, ctx.seconds, async (i) => {
+            const n = await f.read(buffers[i]!, nextOffset());
+            if (n !== w.bs) throw new Error(`short read: ${n} of ${w.bs} bytes`);
+            return n;
+          })
+        : await drive(w.depth, ctx.seconds, async (i) => {
+            const res = await f.write(buffers[i]!, nextOffset(), options);
+            if (res.path !== 'direct') buffered++;
+            return res.bytesWritten;
+          });
+    if (buffered) notes.push(`${buffered} of ${r.ops} writes went through the page cache`);
+    return { ...r, notes, details: statsDetails(f, buffered) };
+  } finally {
+    await f.close();
+  }
+}
+
+async function append(engine: EngineName, ctx: RunContext): Promise<RunResult> {
+  const w = ctx.workload;
+  const f = await open(ctx.freshFile, { engine, create: true, truncate: true });
+  try {
+    const notes: string[] = [];
+    if (w.prealloc) await f.allocate(0, ctx.appendCapBytes);
+    const [buffer] = randomBuffers(1, () => alignedBuffer(w.bs));
+    let position = 0;
+    let buffered = 0;
+    const r = await drive(1, ctx.seconds, async () => {
+      if (position + w.bs > ctx.appendCapBytes) return STOP;
+      const res = await f.write(buffer!, position, { dsync: true });
+      if (res.path !== 'direct') buffered++;
+      position += w.bs;
+      return res.bytesWritten;
+    });
+    if (position + w.bs > ctx.appendCapBytes) notes.push(`reached the ${ctx.appendCapBytes >> 20} MiB cap before the time limit`);
+    if (buffered) notes.push(`${buffered} of ${r.ops} writes went through the page cache`);
+    return { ...r, notes, details: statsDetails(f, buffered) };
+  } finally {
+    await f.close();
+  }
+}
+
+async function cached(engine: EngineName, ctx: RunContext): Promise<RunResult> {
+  const w = ctx.workload;
+  const f = await open(ctx.freshFile, { engine, create: true, truncate: true, direct: false });
+  try {
+    const notes: string[] = [];
+    const [buffer] = randomBuffers(1, () => alignedBuffer(w.bs));
+    const options: WriteOptions | undefined = w.cache === 'dontcache' ? { cache: 'dontcache' } : undefined;
+    if (w.cache === 'dontcache' && !f.capabilities.dontcache) notes.push('RWF_DONTCACHE unavailable: odirect emulated it (sync_file_range + fadvise)');
+    let position = 0;
+    const start = process.hrtime.bigint();
+    const r = await drive(1, ctx.seconds, async () => {
+      if (position >= ctx.bufferedBytes) return STOP;
+      const res = await f.write(buffer!, position, options);
+      position += w.bs;
+      return res.bytesWritten;
+    });
+    await f.sync({ dataOnly: true });
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    if (r.bytes < ctx.bufferedBytes) notes.push(`time limit: wrote ${r.bytes >> 20} of ${ctx.bufferedBytes >> 20} MiB`);
+    if (f.stats.bufferedFallback > 0) {
+      notes.push(`${f.stats.bufferedFallback} writes took the buffered-fallback path (written back and dropped each time)`);
+    }
+    return { ...r, seconds, notes, details: { ...statsDetails(f, r.ops), writeSeconds: r.seconds } };
+  } finally {
+    await f.close();
+  }
+}
