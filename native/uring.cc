@@ -184,9 +184,10 @@ class Ring {
   }
 
   void Reap() {
+    // One read resets a (non-semaphore) eventfd's whole counter; a second
+    // would only return EAGAIN: one syscall per wake is enough.
     uint64_t count;
-    while (read(efd_, &count, sizeof count) > 0) {
-    }
+    (void)!read(efd_, &count, sizeof count);
     // With DEFER_TASKRUN the eventfd fires but the CQEs are posted only when this
     // thread runs the task work (kernel-facts §5).
     if (deferTaskrun_) io_uring_get_events(&ring_);
