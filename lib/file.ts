@@ -253,8 +253,10 @@ export class DirectFile {
     if (atomic) checkAtomicWrite(this.capabilities, atomic);
     const plan = this.planWrite(chunks, position, length, w);
     const end = position + length;
-    const result = await this.gate.write(plan.reach, end, async (sizeBefore) => {
+    const result = await this.gate.write(plan.reach, end, async (knownSize) => {
+      let sizeBefore = knownSize;
       try {
+        if (plan.reach > knownSize) sizeBefore = this.refreshSize(knownSize);
         return await this.routeWrite(chunks, position, length, w, plan, atomic, sizeBefore);
       } catch (err) {
         // A failed or short extending write leaves nothing past the old end of file.
@@ -264,6 +266,18 @@ export class DirectFile {
     });
     this.stats.bytesWritten += result.bytesWritten;
     return result;
+  }
+
+  /**
+   * The real size, read before an extending write (statx on the fd): another
+   * handle or process may have grown or cut the file, and a failed extending
+   * write is cut back to exactly this. Block devices keep their fixed size.
+   */
+  private refreshSize(knownSize: number): number {
+    if (this.capabilities.kind === 'blockDevice') return knownSize;
+    const size = native.statxSync(this.fd).size;
+    this.gate.knownSize = size;
+    return size;
   }
 
   /**
@@ -278,10 +292,10 @@ export class DirectFile {
     const rwflags = (w.dsync ? durableWriteFlags() : 0) | (w.atomic ? C.RWF_ATOMIC : 0);
     if (w.cache !== 'default' || !this.direct) return { rwflags, reach: position + length };
     const { memAlign, offsetAlign } = this.capabilities.direct;
-    const misaligned = findMisalignment(chunks, position, { memAlign, offsetAlign });
+    const misaligned = findMisalignment(chunks, position, length, { memAlign, offsetAlign });
     if (!misaligned) return { rwflags, reach: position + length };
     if (this.alignmentMode === 'strict') throw alignmentError(misaligned, 'write', this.path, position, length);
-    if (misaligned.code === 'ERR_ALIGNMENT_MEMORY') return { rwflags, misaligned, reach: position + length };
+    if (misaligned.remedy === 'bounce') return { rwflags, misaligned, reach: position + length };
     const span = alignedSpan(position, length, offsetAlign);
     return { rwflags, misaligned, span, reach: span.end };
   }
@@ -296,20 +310,31 @@ export class DirectFile {
     sizeBefore: number,
   ): Promise<WriteResult> {
     if (w.cache !== 'default') {
-      const target = { engine: this.io, fd: await this.buffered(), dontcache: this.capabilities.dontcache };
-      const written = await writeCached(target, w.cache, chunks, position, plan.rwflags);
-      if (written < length) await finishBuffered(this.io, target.fd, chunks, position, length, written, plan.rwflags);
-      this.stats.buffered++;
-      return { bytesWritten: length, path: 'buffered' };
+      return this.underBufferedLock(position, length, sizeBefore, async () => {
+        const target = { engine: this.io, fd: await this.buffered(), dontcache: this.capabilities.dontcache };
+        const written = await writeCached(target, w.cache as Exclude<CacheMode, 'default'>, chunks, position, plan.rwflags);
+        if (written < length) await finishBuffered(this.io, target.fd, chunks, position, length, written, plan.rwflags);
+        this.stats.buffered++;
+        return { bytesWritten: length, path: 'buffered' as const };
+      });
     }
     if (!this.directRequested) {
       // The caller asked for ordinary page-cache I/O: no fallback, no cache dropping.
-      await this.writeAll(chunks, position, length, plan.rwflags);
-      this.stats.buffered++;
-      return { bytesWritten: length, path: 'buffered' };
+      return this.underBufferedLock(position, length, sizeBefore, async () => {
+        await this.writeAll(chunks, position, length, plan.rwflags);
+        this.stats.buffered++;
+        return { bytesWritten: length, path: 'buffered' as const };
+      });
     }
-    if (!this.direct) return this.fallBack(chunks, position, length, 0, plan.rwflags, 'direct I/O is not available');
-    const written = await this.writeDirect(chunks, position, length, plan, sizeBefore);
+    if (!this.direct) return this.fallBack(chunks, position, length, 0, plan.rwflags, sizeBefore, 'direct I/O is not available');
+    if (plan.span && plan.span.end > sizeBefore) {
+      // Its last block lies past EOF. Written direct, the whole block would make
+      // the file longer than asked until trimmed back (visible to readers, and a
+      // trim by a stale size could cut another writer's data). ext4 writes
+      // unaligned extending writes through the page cache; so does odirect.
+      return this.fallBack(chunks, position, length, 0, plan.rwflags, sizeBefore, 'an unaligned write past the end of file');
+    }
+    const written = await this.writeDirect(chunks, position, length, plan);
     if (atomic) {
       checkAtomicResult(written, atomic);
       if ((w.dsync || this.openDsync) && syncAfterDurableWrite(this.capabilities, true) !== 'none') {
@@ -318,10 +343,23 @@ export class DirectFile {
       this.stats.atomic++;
     }
     if (written < length) {
-      return this.fallBack(chunks, position, length, written, plan.rwflags, `direct write was short (${written} of ${length} bytes)`);
+      return this.fallBack(chunks, position, length, written, plan.rwflags, sizeBefore, `direct write was short (${written} of ${length} bytes)`);
     }
     this.stats.direct++;
     return { bytesWritten: length, path: 'direct' };
+  }
+
+  /**
+   * A write through the page cache holds its whole pages exclusively (from the
+   * old EOF's page when it extends, since it dirties that page too): a direct
+   * write to the same page while it is dirty would collide with it ("Direct
+   * I/O collision with buffered writes", and EIO after).
+   */
+  private underBufferedLock<T>(position: number, length: number, sizeBefore: number, io: () => Promise<T>): Promise<T> {
+    const page = native.pageSize;
+    const end = position + length;
+    const from = end > sizeBefore ? Math.min(position, sizeBefore) : position;
+    return this.underLock(from - (from % page), Math.ceil(end / page) * page, true, io);
   }
 
   /** A buffered write to the main fd, repeated until all of it is written. */
@@ -340,6 +378,7 @@ export class DirectFile {
     length: number,
     done: number,
     rwflags: number,
+    sizeBefore: number,
     why: string,
   ): Promise<WriteResult> {
     if (this.fallbackMode === 'error') {
@@ -349,13 +388,15 @@ export class DirectFile {
         length,
       });
     }
-    await finishBuffered(this.io, await this.buffered(), chunks, position, length, done, rwflags);
+    await this.underBufferedLock(position, length, sizeBefore, async () =>
+      finishBuffered(this.io, await this.buffered(), chunks, position, length, done, rwflags),
+    );
     this.stats.bufferedFallback++;
     return { bytesWritten: length, path: 'buffered' };
   }
 
   /** Issues the direct write as it is, through a bounce buffer, or as a read-modify-write. */
-  private async writeDirect(chunks: Uint8Array[], position: number, length: number, plan: WritePlan, sizeBefore: number) {
+  private async writeDirect(chunks: Uint8Array[], position: number, length: number, plan: WritePlan) {
     const { rwflags, misaligned, span } = plan;
     if (!misaligned) return this.underLock(position, position + length, false, () => this.io.writev(this.fd, chunks, position, rwflags));
     if (!span) {
@@ -363,7 +404,7 @@ export class DirectFile {
       return this.underLock(position, position + length, false, () => this.writeBounced(chunks, position, length, rwflags));
     }
     this.stats.readModifyWrite++;
-    return this.underLock(span.start, span.end, true, () => this.readModifyWrite(chunks, position, length, span, rwflags, sizeBefore));
+    return this.underLock(span.start, span.end, true, () => this.readModifyWrite(chunks, position, length, span, rwflags));
   }
 
   private async underLock<T>(start: number, end: number, exclusive: boolean, io: () => Promise<T>): Promise<T> {
@@ -385,32 +426,24 @@ export class DirectFile {
     }
   }
 
-  /** Returns how many of the caller's bytes reached the disk. */
+  /** Returns how many of the caller's bytes reached the disk. The span lies inside the file. */
   private async readModifyWrite(
     chunks: Uint8Array[],
     position: number,
     length: number,
     span: Span,
     rwflags: number,
-    sizeBefore: number,
   ): Promise<number> {
     const align = this.capabilities.direct.offsetAlign;
-    const spanLength = span.end - span.start;
-    const bounce = bouncePool.acquire(spanLength);
+    const bounce = bouncePool.acquire(span.end - span.start);
     try {
       for (const block of partialBlocks(span, position, length, align)) {
         const view = bounce.subarray(block - span.start, block - span.start + align);
-        view.fill(0); // past EOF the read is short: those bytes are zeros in the file
-        if (block < sizeBefore) await this.io.readv(this.fd, [view], block, 0);
+        const n = await this.io.readv(this.fd, [view], block, 0);
+        view.fill(0, n); // a block cut by EOF reads short: the rest is zeros in the file
       }
       gather(chunks, bounce, position - span.start);
       const written = await this.io.writev(this.fd, [bounce], span.start, rwflags);
-      // The whole last block went out: cut the file back to where the caller's data ends.
-      const wantedSize = Math.max(sizeBefore, position + length);
-      if (written === spanLength && span.end > wantedSize) {
-        await this.io.ftruncate(this.fd, wantedSize);
-        if (rwflags & C.RWF_DSYNC || this.openDsync) await this.io.fsync(this.fd, true);
-      }
       return Math.max(0, Math.min(length, span.start + written - position));
     } finally {
       bouncePool.release(bounce);
@@ -420,7 +453,8 @@ export class DirectFile {
   /** A buffered fd: the main one when it is not O_DIRECT, else a second one opened on first use. */
   private buffered(): Promise<number> {
     if (!(this.openFlags & C.O_DIRECT)) return Promise.resolve(this.fd);
-    this.bufferedFd ??= native.open(this.path, this.openFlags & ~C.O_DIRECT & ~C.O_CREAT & ~C.O_TRUNC & ~C.O_EXCL, 0);
+    // Reopened through /proc/self/fd: the same inode even if the path was renamed or unlinked.
+    this.bufferedFd ??= native.open(`/proc/self/fd/${this.fd}`, this.openFlags & ~C.O_DIRECT & ~C.O_CREAT & ~C.O_TRUNC & ~C.O_EXCL, 0);
     return this.bufferedFd;
   }
 
@@ -447,21 +481,39 @@ export class DirectFile {
   private async readAt(into: Uint8Array, position: number): Promise<number> {
     if (!this.direct) return this.io.readv(await this.buffered(), [into], position, 0);
     const { memAlign, readOffsetAlign } = this.capabilities.direct;
-    const misaligned = findMisalignment([into], position, { memAlign, offsetAlign: readOffsetAlign });
-    if (!misaligned) return this.io.readv(this.fd, [into], position, 0);
-    if (this.alignmentMode === 'strict') throw alignmentError(misaligned, 'read', this.path, position, into.byteLength);
+    const misaligned = findMisalignment([into], position, into.byteLength, { memAlign, offsetAlign: readOffsetAlign });
+    if (misaligned && this.alignmentMode === 'strict') throw alignmentError(misaligned, 'read', this.path, position, into.byteLength);
+    // Clamped to an aligned limit, an aligned request stays aligned.
+    const length = this.readableLength(position, into.byteLength, readOffsetAlign);
+    if (length === 0) return 0;
+    if (!misaligned) return this.io.readv(this.fd, [length === into.byteLength ? into : into.subarray(0, length)], position, 0);
     // Read the enclosing aligned range and copy out the part asked for.
     this.stats.bounced++;
-    const span = alignedSpan(position, into.byteLength, readOffsetAlign);
+    const span = alignedSpan(position, length, readOffsetAlign);
     const bounce = bouncePool.acquire(span.end - span.start);
     try {
       const n = await this.io.readv(this.fd, [bounce], span.start, 0);
-      const available = Math.max(0, Math.min(into.byteLength, span.start + n - position));
+      const available = Math.max(0, Math.min(length, span.start + n - position));
       into.set(bounce.subarray(position - span.start, position - span.start + available));
       return available;
     } finally {
       bouncePool.release(bounce);
     }
+  }
+
+  /**
+   * How much of a read to ask the kernel for: never past the block that holds
+   * EOF. Nothing is there to read, and on XFS (6.18) a direct read far past
+   * EOF after an extending atomic write and a buffered write beyond it fails
+   * with EIO (reproduced with raw syscalls). Past the size this handle knows,
+   * the real size is read first (another writer may have grown the file).
+   */
+  private readableLength(position: number, length: number, align: number): number {
+    if (position + length <= this.gate.knownSize || this.capabilities.kind === 'blockDevice') return length;
+    const size = native.statxSync(this.fd).size;
+    if (position >= size) return 0;
+    const limit = Math.ceil(size / align) * align;
+    return Math.min(length, limit - position);
   }
 
   // ---- whole-file operations -----------------------------------------------
@@ -503,20 +555,27 @@ export class DirectFile {
       if (len === 0) throw rangeError('length', 'greater than 0', len);
       checkEnd(pos, len);
       this.assertWritable();
-      await this.gate
-        .write(pos + len, pos + len, () => this.io.fallocate(this.fd, 0, pos, len))
-        .catch((err: unknown) => {
+      await this.gate.write(pos + len, pos + len, async (knownSize) => {
+        let sizeBefore = knownSize;
+        try {
+          if (pos + len > knownSize) sizeBefore = this.refreshSize(knownSize);
+          await this.io.fallocate(this.fd, 0, pos, len);
+        } catch (err) {
+          // ext4 can allocate part of the range, and grow the file, before ENOSPC.
+          if (pos + len > sizeBefore) await this.io.ftruncate(this.fd, sizeBefore).catch(() => undefined);
           throw withContext(err, { path: this.path, position: pos, length: len });
-        });
+        }
+      });
     });
   }
 
   /** Waits for I/O in flight, then closes. Calls after this one fail with EBADF; a second close is a no-op. */
   close(): Promise<void> {
     this.closing ??= this.gate.exclusive(async () => {
-      const buffered = this.bufferedFd;
+      // The second fd may never have opened (the open failed): then there is nothing to close.
+      const buffered = this.bufferedFd ? await this.bufferedFd.catch(() => -1) : -1;
+      if (buffered >= 0 && buffered !== this.fd) await native.close(buffered).catch(() => undefined);
       await native.close(this.fd);
-      if (buffered) await native.close(await buffered.catch(() => -1)).catch(() => undefined);
     });
     return this.closing;
   }

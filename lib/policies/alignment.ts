@@ -1,7 +1,12 @@
-// Direct I/O alignment (iomap: pos and length aligned to the logical block,
-// every segment's address to the DMA alignment and its length to the block).
-// Decides, per request, whether it can go straight to the kernel; in strict
-// mode a request that cannot is refused before any I/O.
+// Direct I/O alignment (iomap: position and length aligned to the logical
+// block, each segment's address to the DMA alignment and its length to the
+// block). Decides, per request, how it can reach the kernel:
+// - as it is;
+// - 'bounce': position and total length are aligned but a buffer is not
+//   (address or length): gathered into one aligned buffer, same position;
+// - 'rmw': position or total length is not aligned: whole blocks must be
+//   written (read-modify-write of the edge blocks).
+// In strict mode any of these is an AlignmentError before any I/O.
 import { AlignmentError } from '../errors';
 import { isMemoryAligned } from '../aligned';
 
@@ -13,17 +18,22 @@ export interface AlignmentRules {
 export interface Misalignment {
   code: 'ERR_ALIGNMENT_MEMORY' | 'ERR_ALIGNMENT_OFFSET' | 'ERR_ALIGNMENT_LENGTH';
   message: string;
+  remedy: 'bounce' | 'rmw';
 }
 
-/** The first alignment rule this request breaks, or undefined if it can go direct as it is. */
+/** How this request breaks the rules, or undefined if it can go direct as it is. */
 export function findMisalignment(
   chunks: readonly Uint8Array[],
   position: number,
+  length: number,
   rules: AlignmentRules,
 ): Misalignment | undefined {
   const { memAlign, offsetAlign } = rules;
   if (position % offsetAlign !== 0) {
-    return { code: 'ERR_ALIGNMENT_OFFSET', message: `offset ${position} is not a multiple of ${offsetAlign}` };
+    return { code: 'ERR_ALIGNMENT_OFFSET', remedy: 'rmw', message: `offset ${position} is not a multiple of ${offsetAlign}` };
+  }
+  if (length % offsetAlign !== 0) {
+    return { code: 'ERR_ALIGNMENT_LENGTH', remedy: 'rmw', message: `length ${length} is not a multiple of ${offsetAlign}` };
   }
   for (let i = 0; i < chunks.length; i++) {
     const chunk = chunks[i]!;
@@ -31,11 +41,12 @@ export function findMisalignment(
     if (chunk.byteLength % offsetAlign !== 0) {
       return {
         code: 'ERR_ALIGNMENT_LENGTH',
+        remedy: 'bounce',
         message: `${which} length ${chunk.byteLength} is not a multiple of ${offsetAlign}`,
       };
     }
     if (!isMemoryAligned(chunk, memAlign)) {
-      return { code: 'ERR_ALIGNMENT_MEMORY', message: `${which} address is not a multiple of ${memAlign}` };
+      return { code: 'ERR_ALIGNMENT_MEMORY', remedy: 'bounce', message: `${which} address is not a multiple of ${memAlign}` };
     }
   }
   return undefined;
