@@ -130,6 +130,7 @@ function emptyStats(): FileStats {
 
 const EINVAL = 22;
 const EISDIR = 21;
+const EIO = 5;
 
 export class DirectFile {
   readonly path: string;
@@ -483,13 +484,28 @@ export class DirectFile {
     const { memAlign, readOffsetAlign } = this.capabilities.direct;
     const misaligned = findMisalignment([into], position, into.byteLength, { memAlign, offsetAlign: readOffsetAlign });
     if (misaligned && this.alignmentMode === 'strict') throw alignmentError(misaligned, 'read', this.path, position, into.byteLength);
-    // Clamped to an aligned limit, an aligned request stays aligned.
-    const length = this.readableLength(position, into.byteLength, readOffsetAlign);
+    const length = this.readableLength(position, into.byteLength, readOffsetAlign, false);
+    try {
+      return await this.readDirect(into, position, length, misaligned !== undefined);
+    } catch (err) {
+      // The size this handle knows can be stale (another handle cut the file):
+      // if the read ran past the block holding EOF, ask again, clamped, once.
+      if ((err as { errno?: number }).errno !== EIO) throw err;
+      const clamped = this.readableLength(position, into.byteLength, readOffsetAlign, true);
+      if (clamped >= length) throw err;
+      return this.readDirect(into, position, clamped, misaligned !== undefined);
+    }
+  }
+
+  /** Reads `length` bytes (a prefix of `into`) at `position`, through a bounce buffer if `into` is misaligned. */
+  private async readDirect(into: Uint8Array, position: number, length: number, bounced: boolean): Promise<number> {
     if (length === 0) return 0;
-    if (!misaligned) return this.io.readv(this.fd, [length === into.byteLength ? into : into.subarray(0, length)], position, 0);
+    const align = this.capabilities.direct.readOffsetAlign;
+    // An aligned request clamped to an aligned limit stays aligned.
+    if (!bounced) return this.io.readv(this.fd, [length === into.byteLength ? into : into.subarray(0, length)], position, 0);
     // Read the enclosing aligned range and copy out the part asked for.
     this.stats.bounced++;
-    const span = alignedSpan(position, length, readOffsetAlign);
+    const span = alignedSpan(position, length, align);
     const bounce = bouncePool.acquire(span.end - span.start);
     try {
       const n = await this.io.readv(this.fd, [bounce], span.start, 0);
@@ -505,11 +521,12 @@ export class DirectFile {
    * How much of a read to ask the kernel for: never past the block that holds
    * EOF. Nothing is there to read, and on XFS (6.18) a direct read far past
    * EOF after an extending atomic write and a buffered write beyond it fails
-   * with EIO (reproduced with raw syscalls). Past the size this handle knows,
-   * the real size is read first (another writer may have grown the file).
+   * with EIO (reproduced with raw syscalls). The real size is read (statx)
+   * when the read goes past the size this handle knows, or when `fresh`.
    */
-  private readableLength(position: number, length: number, align: number): number {
-    if (position + length <= this.gate.knownSize || this.capabilities.kind === 'blockDevice') return length;
+  private readableLength(position: number, length: number, align: number, fresh: boolean): number {
+    if (this.capabilities.kind === 'blockDevice') return length;
+    if (!fresh && position + length <= this.gate.knownSize) return length;
     const size = native.statxSync(this.fd).size;
     if (position >= size) return 0;
     const limit = Math.ceil(size / align) * align;
