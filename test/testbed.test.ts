@@ -22,7 +22,6 @@ import { requireLoop } from './helpers/scratch';
 
 const REPO_ROOT = path.resolve(__dirname, '..');
 const CHILD_FIXTURE = path.join(__dirname, 'fixtures', 'scratch-child.cjs');
-const SCRATCH_SOURCE = path.join(REPO_ROOT, 'lib', 'scratch', 'scratchfs.ts');
 const SCRATCH_DIST = path.join(REPO_ROOT, 'dist', 'scratch', 'scratchfs.js');
 
 /* ---------------------------------------------------------------------------------------- */
@@ -131,24 +130,31 @@ function startChild(scratchJs: string, mode: 'wait' | 'throw' | 'exit', kind: 'e
   });
 }
 
+/** The lib sources the child needs, relative to lib/: scratchfs and the mountinfo parser it imports. */
+const CHILD_SOURCES = ['scratch/scratchfs.ts', 'probe/mountinfo.ts'];
+
 /**
- * The child needs plain JS. Transpile the current lib source into a temp dir (it only uses node
- * built-ins, so a single-file transpile is exact); ODIRECT_SCRATCH_JS overrides, dist/ is the
- * fallback if typescript cannot be loaded.
+ * The child needs plain JS. Transpile the current lib sources into a temp dir laid out as lib/
+ * (they only use node built-ins, so per-file transpiles are exact); ODIRECT_SCRATCH_JS overrides,
+ * dist/ is the fallback if typescript cannot be loaded.
  */
 async function compileScratchForChild(): Promise<{ file: string; tempDir?: string } | { skip: string }> {
   if (process.env['ODIRECT_SCRATCH_JS']) return { file: process.env['ODIRECT_SCRATCH_JS'] };
   try {
     const tsModule = await import('typescript');
     const ts = (tsModule as unknown as { default?: typeof tsModule }).default ?? tsModule;
-    const out = ts.transpileModule(fs.readFileSync(SCRATCH_SOURCE, 'utf8'), {
-      compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
-      fileName: SCRATCH_SOURCE,
-    });
     const tempDir = fs.mkdtempSync(path.join(os.tmpdir(), 'odirect-testbed-js-'));
-    const file = path.join(tempDir, 'scratchfs.js');
-    fs.writeFileSync(file, out.outputText);
-    return { file, tempDir };
+    for (const source of CHILD_SOURCES) {
+      const from = path.join(REPO_ROOT, 'lib', source);
+      const out = ts.transpileModule(fs.readFileSync(from, 'utf8'), {
+        compilerOptions: { module: ts.ModuleKind.CommonJS, target: ts.ScriptTarget.ES2022, esModuleInterop: true },
+        fileName: from,
+      });
+      const to = path.join(tempDir, source.replace(/\.ts$/, '.js'));
+      fs.mkdirSync(path.dirname(to), { recursive: true });
+      fs.writeFileSync(to, out.outputText);
+    }
+    return { file: path.join(tempDir, 'scratch', 'scratchfs.js'), tempDir };
   } catch (e) {
     if (fs.existsSync(SCRATCH_DIST)) return { file: SCRATCH_DIST };
     return { skip: `cannot transpile scratchfs.ts (${(e as Error).message}) and ${SCRATCH_DIST} is not built` };

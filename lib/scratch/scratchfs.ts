@@ -21,6 +21,7 @@ import { execFile, spawnSync, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { readMounts, type MountEntry } from '../probe/mountinfo';
 
 export type ScratchKind = 'ext4' | 'xfs' | 'raw';
 
@@ -224,41 +225,10 @@ function sleepSync(ms: number): void {
 /* Reading kernel state                                                                        */
 /* ------------------------------------------------------------------------------------------ */
 
-interface MountEntry {
-  majorMinor: string;
-  mountpoint: string;
-  fstype: string;
-  source: string;
-}
-
-/** mountinfo escapes space, tab, newline and backslash as octal. */
-function unescapeMountField(field: string): string {
-  return field.replace(/\\([0-7]{3})/g, (_m, oct: string) => String.fromCharCode(parseInt(oct, 8)));
-}
-
-/** Mounts in this mount namespace, in mount order (so a later entry covers an earlier one). */
-function readMounts(): MountEntry[] {
-  const text = fs.readFileSync('/proc/self/mountinfo', 'utf8');
-  const mounts: MountEntry[] = [];
-  for (const line of text.split('\n')) {
-    if (!line) continue;
-    const fields = line.split(' ');
-    const sep = fields.indexOf('-', 6);
-    if (sep < 0 || fields.length < sep + 3) continue;
-    mounts.push({
-      majorMinor: fields[2]!,
-      mountpoint: unescapeMountField(fields[4]!),
-      fstype: fields[sep + 1]!,
-      source: unescapeMountField(fields[sep + 2]!),
-    });
-  }
-  return mounts;
-}
-
 /** The mount currently visible at `mountpoint` (the topmost one), if any. */
 function topMountAt(mountpoint: string, mounts = readMounts()): MountEntry | undefined {
   let top: MountEntry | undefined;
-  for (const m of mounts) if (m.mountpoint === mountpoint) top = m;
+  for (const m of mounts) if (m.mountPoint === mountpoint) top = m;
   return top;
 }
 
@@ -559,7 +529,7 @@ function unmountOwned(scratch: ScratchFs): void {
     if (!top) return;
     if (!ownsMount(scratch)) {
       throw new Error(
-        `scratchfs: refusing to unmount ${mountpoint}: it is mounted from ${top.source} (${top.fstype}), ` +
+        `scratchfs: refusing to unmount ${mountpoint}: it is mounted from ${top.source} (${top.fsType}), ` +
           `not from ${scratch.loop || '(no loop)'} backed by ${scratch.image}`,
       );
     }
@@ -582,7 +552,7 @@ function detachLoopsOf(scratch: ScratchFs): void {
 function detachLoopIfOurs(loop: string, image: string): boolean {
   // A loop we detached earlier may already be reused by someone else: then it is not ours.
   if (!loopIsBackedBy(loop, image)) return false;
-  const mountedAt = mountsOfLoop(loop).map((m) => m.mountpoint);
+  const mountedAt = mountsOfLoop(loop).map((m) => m.mountPoint);
   if (mountedAt.length) throw new Error(`scratchfs: refusing to detach ${loop}: still mounted at ${mountedAt.join(', ')}`);
   let lastFailure = '';
   for (let attempt = 0; attempt < 10; attempt++) {
@@ -597,9 +567,9 @@ function detachLoopIfOurs(loop: string, image: string): boolean {
 
 /** Guard for rm -r: recursive removal would descend into anything still mounted below dir. */
 function assertNothingMountedUnder(dir: string): void {
-  const below = readMounts().filter((m) => m.mountpoint === dir || m.mountpoint.startsWith(dir + '/'));
+  const below = readMounts().filter((m) => m.mountPoint === dir || m.mountPoint.startsWith(dir + '/'));
   if (below.length) {
-    throw new Error(`scratchfs: refusing to delete ${dir}: still mounted there: ${below.map((m) => `${m.source} on ${m.mountpoint}`).join(', ')}`);
+    throw new Error(`scratchfs: refusing to delete ${dir}: still mounted there: ${below.map((m) => `${m.source} on ${m.mountPoint}`).join(', ')}`);
   }
 }
 
@@ -742,7 +712,7 @@ function sweepOneStaleDir(dir: string, removed: string[]): void {
     if (backingFile !== image) continue;
     const mounts = mountsOfLoop(loop);
     for (const m of mounts) {
-      if (m.mountpoint !== mountpoint) throw new Error(`stale loop ${loop} is mounted at ${m.mountpoint}, which we did not create; leaving it`);
+      if (m.mountPoint !== mountpoint) throw new Error(`stale loop ${loop} is mounted at ${m.mountPoint}, which we did not create; leaving it`);
     }
     // Only dir/image/loop/mountpoint matter for unmounting; kind is a placeholder.
     const stale: ScratchFs = { kind: 'ext4', dir, image, loop, mountpoint };
