@@ -19,6 +19,12 @@ const S_IFBLK = 0o060000;
 
 type Kind = Capabilities['kind'];
 
+/**
+ * RWF_DONTCACHE support, found once per mount. Keyed by mount ID and device:
+ * mount IDs are reused after an unmount, a reused one on another device must not match.
+ */
+const dontcacheByMount = new Map<string, boolean>();
+
 function kindOf(st: NativeStatx, target: string): Kind {
   switch (st.mode & S_IFMT) {
     case S_IFREG:
@@ -153,12 +159,17 @@ async function probeFileOrDirectory(target: string, st: NativeStatx, kind: Kind)
     dontcache = scratch.dontcache;
   } else {
     // The file's own statx carries its alignments (a reflinked XFS file needs 4096, say);
-    // O_DIRECT is tried on the file itself, read-only; RWF_DONTCACHE on a scratch sibling.
+    // O_DIRECT is tried on the file itself, read-only; RWF_DONTCACHE, a property of the
+    // filesystem, once per mount on a scratch sibling (open() probes every file it opens).
     directError = await openDirectError(target, C.O_RDONLY);
-    dontcache = await probeScratchFile(path.dirname(target)).then(
-      (s) => s.dontcache,
-      () => readDontcache(target),
-    );
+    const mount = `${st.mntId}:${st.devMajor}:${st.devMinor}`;
+    dontcache =
+      dontcacheByMount.get(mount) ??
+      (await probeScratchFile(path.dirname(target)).then(
+        (s) => s.dontcache,
+        () => readDontcache(target),
+      ));
+    dontcacheByMount.set(mount, dontcache);
   }
   return {
     path: target,
