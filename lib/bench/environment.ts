@@ -178,13 +178,17 @@ export async function configureThreadpool(wanted: number): Promise<ThreadpoolInf
       note: `UV_THREADPOOL_SIZE=${requested} (set by the bench${envBefore ? `; was ${envBefore}` : ''}): the thread-pool engine and node:fs can keep ${Math.min(added, 32)}+ I/Os in flight`,
     };
   }
+  // Already running: its size is what UV_THREADPOOL_SIZE said when it started (the CLI sets it first).
+  const size = Number.isInteger(current) && current > 0 ? current : 4;
   return {
     envBefore,
     requested,
     started: null,
     note:
-      `the libuv thread pool was already running when the bench started (size from UV_THREADPOOL_SIZE=${envBefore ?? 'unset, so 4'}); ` +
-      `thread-pool and node:fs depths above that size queue in libuv — set UV_THREADPOOL_SIZE=${wanted} before starting node`,
+      size >= wanted
+        ? `the libuv thread pool was started before the bench with UV_THREADPOOL_SIZE=${size}: enough for every depth here`
+        : `the libuv thread pool was already running when the bench started (size ${size}${envBefore ? '' : ', UV_THREADPOOL_SIZE unset'}); ` +
+          `thread-pool and node:fs depths above that size queue in libuv — set UV_THREADPOOL_SIZE=${wanted} before starting node`,
   };
 }
 
