@@ -85,7 +85,7 @@ export interface NativeBinding {
     entries: number,
     onComplete: (ids: Uint32Array, results: Int32Array) => void,
     deferTaskrun: boolean,
-  ): { sqEntries: number; cqEntries: number; features: number };
+  ): { sqEntries: number; cqEntries: number; features: number; ftruncate: boolean };
   uringRegisterBuffer(view: Uint8Array): void;
   uringPrepWritev(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean): boolean;
   uringPrepReadv(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean): boolean;
@@ -93,6 +93,7 @@ export interface NativeBinding {
   uringPrepFallocate(fd: number, mode: number, offset: Offset, length: Offset, id: number): boolean;
   uringPrepFtruncate(fd: number, size: Offset, id: number): boolean;
   uringPrepSyncFileRange(fd: number, offset: Offset, nbytes: number, flags: number, id: number): boolean;
+  /** Submits what is queued; returns how many SQEs the kernel left queued. */
   uringSubmit(): number;
   uringInFlight(): number;
   errnoError(errno: number, syscall: string): Error;

@@ -53,10 +53,21 @@ class Ring {
   // (6.1+), where completions wait for io_uring_get_events from this thread.
   int Setup(unsigned entries, bool deferTaskrun) {
     io_uring_params params{};
-    if (deferTaskrun) params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    // SUBMIT_ALL (5.18): an SQE that fails to start does not stop the ones after it
+    // from being submitted (without it they stay queued until the next submit).
+    params.flags = IORING_SETUP_SUBMIT_ALL;
+    if (deferTaskrun) params.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
     deferTaskrun_ = deferTaskrun;
     int r = io_uring_queue_init_params(entries, &ring_, &params);
+    if (r == -EINVAL) {
+      params = io_uring_params{};
+      if (deferTaskrun) params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+      r = io_uring_queue_init_params(entries, &ring_, &params);
+    }
     if (r < 0) return r;
+    io_uring_probe* probe = io_uring_get_probe_ring(&ring_);
+    canFtruncate_ = probe && io_uring_opcode_supported(probe, kOpFtruncate);
+    if (probe) io_uring_free_probe(probe);
     ringReady_ = true;
     features_ = params.features;
     cqEntries_ = params.cq_entries;
@@ -159,6 +170,9 @@ class Ring {
   }
 
   size_t InFlightCount() const { return inflight_.size(); }
+  // SQEs prepared but not yet taken by the kernel.
+  unsigned Queued() { return io_uring_sq_ready(&ring_); }
+  bool canFtruncate() const { return canFtruncate_; }
   unsigned cqEntries() const { return cqEntries_; }
   unsigned sqEntries() const { return sqEntries_; }
   unsigned features() const { return features_; }
@@ -246,6 +260,7 @@ class Ring {
   int efd_ = -1;
   uv_poll_t* poll_ = nullptr;
   bool deferTaskrun_ = false;
+  bool canFtruncate_ = false;
   uint8_t* fixedBase_ = nullptr;
   size_t fixedLength_ = 0;
   Napi::ObjectReference fixedKeep_;
@@ -300,6 +315,7 @@ Napi::Value UringInit(const Napi::CallbackInfo& info) {
   result.Set("sqEntries", Napi::Number::New(env, ring->sqEntries()));
   result.Set("cqEntries", Napi::Number::New(env, ring->cqEntries()));
   result.Set("features", Napi::Number::New(env, ring->features()));
+  result.Set("ftruncate", Napi::Boolean::New(env, ring->canFtruncate()));
   data->ring = std::move(ring);
   return result;
 }
@@ -371,10 +387,11 @@ Napi::Value PrepFallocate(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// (fd, size, id)
+// (fd, size, id) — only where the kernel has IORING_OP_FTRUNCATE (6.9; uringInit says).
 Napi::Value PrepFtruncate(const Napi::CallbackInfo& info) {
   RequireArgs(info, 3, "uringPrepFtruncate");
   Ring& ring = RequireRing(info.Env());
+  if (!ring.canFtruncate()) throw Napi::Error::New(info.Env(), "this kernel's io_uring has no FTRUNCATE (6.9+)");
   int fd = ArgFd(info, 0);
   int64_t size = ArgOffset(info, 1, "size");
   uint64_t id = ArgId(info, 2);
@@ -415,12 +432,13 @@ Napi::Value RegisterBuffer(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
-// () → SQEs submitted
+// () → SQEs still queued after submitting (the kernel can take fewer than asked:
+// EAGAIN/EBUSY, or a failed SQE on kernels without SUBMIT_ALL). The caller submits again.
 Napi::Value Submit(const Napi::CallbackInfo& info) {
   Ring& ring = RequireRing(info.Env());
   int r = ring.Submit();
   if (r < 0) throw ErrnoError(info.Env(), -r, "io_uring_enter");
-  return Napi::Number::New(info.Env(), r);
+  return Napi::Number::New(info.Env(), ring.Queued());
 }
 
 Napi::Value InFlightCount(const Napi::CallbackInfo& info) {

@@ -36,10 +36,13 @@ export class UringEngine implements Engine {
   /** Registered memory (fixed buffer 0); undefined if registering failed (e.g. RLIMIT_MEMLOCK). */
   readonly arena: FixedArena | undefined;
   readonly deferTaskrun: boolean;
+  /** IORING_OP_FTRUNCATE exists here (6.9+); elsewhere ftruncate goes to the thread pool. */
+  private readonly canFtruncate: boolean;
 
   constructor(entries = RING_ENTRIES, deferTaskrun = process.env.ODIRECT_URING_DEFER_TASKRUN === '1') {
     const info = native.uringInit(entries, (ids, results) => this.complete(ids, results), deferTaskrun);
     this.limit = info.cqEntries;
+    this.canFtruncate = info.ftruncate;
     this.deferTaskrun = deferTaskrun;
     this.arena = ARENA_BYTES > 0 ? registerArena(ARENA_BYTES) : undefined;
   }
@@ -76,6 +79,10 @@ export class UringEngine implements Engine {
   }
 
   async ftruncate(fd: number, size: number): Promise<void> {
+    if (!this.canFtruncate) {
+      await native.ftruncate(fd, size);
+      return;
+    }
     await this.issue('ftruncate', (id) => native.uringPrepFtruncate(fd, size, id));
   }
 
@@ -129,13 +136,14 @@ export class UringEngine implements Engine {
     this.flushQueued = false;
     if (this.unsubmitted === 0) return;
     try {
-      native.uringSubmit();
-      this.unsubmitted = 0;
+      // The kernel may take fewer than were queued (EAGAIN, EBUSY): what it left
+      // must go out too, even if no new request comes along to trigger a submit.
+      this.unsubmitted = native.uringSubmit();
     } catch (err) {
-      // The SQEs stay on the ring; try again on the next tick rather than lose them.
+      // The SQEs stay on the ring; try again rather than lose them.
       process.emitWarning(`odirect: io_uring submit failed, retrying: ${String(err)}`);
-      setImmediate(() => this.scheduleFlush());
     }
+    if (this.unsubmitted > 0) setImmediate(() => this.scheduleFlush());
   }
 
   private complete(ids: Uint32Array, results: Int32Array): void {
