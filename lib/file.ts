@@ -260,13 +260,28 @@ export class DirectFile {
         if (plan.reach > knownSize) sizeBefore = this.refreshSize(knownSize);
         return await this.routeWrite(chunks, position, length, w, plan, atomic, sizeBefore);
       } catch (err) {
+        const failed = withContext(err, { path: this.path, position, length }, atomic ? AtomicWriteError : OdirectError);
         // A failed or short extending write leaves nothing past the old end of file.
-        if (plan.reach > sizeBefore) await this.io.ftruncate(this.fd, sizeBefore).catch(() => undefined);
-        throw withContext(err, { path: this.path, position, length }, atomic ? AtomicWriteError : OdirectError);
+        if (plan.reach > sizeBefore) await this.truncateBack(sizeBefore, failed);
+        throw failed;
       }
     });
     this.stats.bytesWritten += result.bytesWritten;
     return result;
+  }
+
+  /**
+   * Cuts the file back to its size before a failed extending write or allocate.
+   * If that fails too, the caller's error says so: blocks may be left past EOF.
+   */
+  private async truncateBack(size: number, failed: unknown): Promise<void> {
+    try {
+      await this.io.ftruncate(this.fd, size);
+    } catch (err) {
+      if (failed instanceof Error) {
+        failed.message += `; truncating back to ${size} bytes failed too (${(err as Error).message}): the file may keep blocks past that size`;
+      }
+    }
   }
 
   /**
@@ -578,9 +593,10 @@ export class DirectFile {
           if (pos + len > knownSize) sizeBefore = this.refreshSize(knownSize);
           await this.io.fallocate(this.fd, 0, pos, len);
         } catch (err) {
+          const failed = withContext(err, { path: this.path, position: pos, length: len });
           // ext4 can allocate part of the range, and grow the file, before ENOSPC.
-          if (pos + len > sizeBefore) await this.io.ftruncate(this.fd, sizeBefore).catch(() => undefined);
-          throw withContext(err, { path: this.path, position: pos, length: len });
+          if (pos + len > sizeBefore) await this.truncateBack(sizeBefore, failed);
+          throw failed;
         }
       });
     });
@@ -600,16 +616,21 @@ export class DirectFile {
   /** How many pages of [position, position+length) are in the page cache now (mincore). */
   residentPages(position: number, length: number): Promise<number> {
     return this.guard(() => {
+      const pos = checkPosition(position);
+      const len = checkPosition(length, 'length');
       this.assertOpen();
-      return native.residentPages(this.fd, checkPosition(position), checkPosition(length, 'length'));
+      // Counted in flight, so close() cannot free the fd under it.
+      return this.gate.run(() => native.residentPages(this.fd, pos, len));
     });
   }
 
   /** Drops [position, position+length) from the page cache after writing it back. */
   dropCache(position = 0, length = 0): Promise<void> {
     return this.guard(async () => {
+      const pos = checkPosition(position);
+      const len = checkPosition(length, 'length');
       this.assertOpen();
-      await writeBackAndDrop(this.io, this.fd, checkPosition(position), checkPosition(length, 'length'));
+      await this.gate.run(() => writeBackAndDrop(this.io, this.fd, pos, len));
     });
   }
 
