@@ -3,10 +3,12 @@
 // scratch filesystem: the shutdown ioctl takes a filesystem down for good.
 import { spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, describe, expect, it } from 'vitest';
 import { probe } from '../lib/probe';
 import { makeScratchFs, removeScratchFs, scratchAvailable, type ScratchFs } from '../lib/scratch/scratchfs';
+import { shutdownScratchFs } from '../lib/scratch/shutdown';
 import { checkRegion, fillRegion } from '../lib/verify/blocks';
 import { runCrashCycles } from '../lib/verify/crash';
 import { checkAtomicRules } from '../lib/verify/rules';
@@ -114,6 +116,21 @@ crashDescribe(`crash cycles${canScratch.ok ? '' : ` [skipped: ${canScratch.reaso
     console.log(`XFS crash without dsync: ${JSON.stringify({ ...report, examples: report.examples.length })}`);
     expect(report.lost).toBeGreaterThan(0);
     expect(report.torn).toBe(0); // lost, but still never torn
+  });
+
+  it('the shutdown ioctl is refused for a mountpoint not on the scratch loop, and nothing is shut down', async () => {
+    const s = await scratch('ext4');
+    const elsewhere = fs.mkdtempSync(path.join(os.tmpdir(), 'odirect-not-a-mount-'));
+    try {
+      // The loop and image are ours, the mountpoint is a plain directory on the root filesystem.
+      await expect(shutdownScratchFs({ ...s, mountpoint: elsewhere })).rejects.toMatchObject({ code: 'ERR_NOT_OUR_FILESYSTEM' });
+    } finally {
+      fs.rmSync(elsewhere, { recursive: true });
+    }
+    // Neither the scratch filesystem nor the root one went down: both still take writes.
+    fs.writeFileSync(path.join(s.mountpoint!, 'alive'), 'yes');
+    fs.writeFileSync(path.join(os.tmpdir(), `odirect-alive-${process.pid}`), 'yes');
+    fs.rmSync(path.join(os.tmpdir(), `odirect-alive-${process.pid}`));
   });
 
   it('the CLI refuses to crash a filesystem it did not make, before any I/O', () => {

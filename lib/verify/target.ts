@@ -39,27 +39,49 @@ export function ownedDeviceTarget(mountpoint: string): CrashTarget {
     throw new OdirectError('ERR_REFUSED', `refusing to shut down ${mnt}: ${why}`);
   };
   if (mnt === '/') refuse('it is the root filesystem');
-  const mount = readMounts().filter((m) => m.mountPoint === mnt).pop();
-  if (!mount) refuse('it is not a mountpoint');
-  if (!mount!.source.startsWith('/dev/')) refuse(`its source ${mount!.source} is not a block device`);
+  const mount = topMount(mnt);
+  if (!mount) return refuse('it is not a mountpoint');
+  if (!mount.source.startsWith('/dev/')) refuse(`its source ${mount.source} is not a block device`);
   if (sameFilesystem(mnt, '/')) refuse('it is on the same filesystem as /');
   if (sameFilesystem(mnt, process.cwd())) refuse('the working directory is on it');
   if (sameFilesystem(mnt, path.join(__dirname, '..'))) refuse('odirect itself is installed on it');
-  const { source, fsType } = mount!;
+  const { source, fsType, majorMinor } = mount;
   const options = spawnSync('findmnt', ['-no', 'OPTIONS', mnt], { encoding: 'utf8' }).stdout.trim();
+  // Before each step: the mount at mnt must still be the one checked above
+  // (not unmounted, overmounted or replaced since).
+  const stillOurs = (): void => {
+    const now = topMount(mnt);
+    if (!now || now.source !== source || now.majorMinor !== majorMinor) {
+      refuse(`what is mounted there changed since it was checked (${now ? `${now.source}, ${now.majorMinor}` : 'nothing'})`);
+    }
+  };
   return {
     mountpoint: mnt,
     async shutdown() {
       const fd = await native.open(mnt, C.O_RDONLY | C.O_DIRECTORY, 0);
       try {
+        // Checked on the open fd, so the ioctl goes to the filesystem that was checked.
+        const st = native.statxSync(fd);
+        const root = native.statxSync('/');
+        if (`${st.devMajor}:${st.devMinor}` !== majorMinor) refuse(`the directory opened is not on ${source}`);
+        if (st.devMajor === root.devMajor && st.devMinor === root.devMinor) refuse('it is the root filesystem');
+        stillOurs();
         await native.fsShutdown(fd, SHUTDOWN.NOLOGFLUSH);
       } finally {
         await native.close(fd);
       }
     },
     async remount() {
+      stillOurs();
       run('umount', [mnt]);
       run('mount', ['-t', fsType, ...(options ? ['-o', options] : []), source, mnt]);
     },
   };
+}
+
+/** The mount visible at `mnt` (the topmost one there). */
+function topMount(mnt: string) {
+  return readMounts()
+    .filter((m) => m.mountPoint === mnt)
+    .pop();
 }
