@@ -424,7 +424,8 @@ export class DirectFile {
   }
 
   private async underLock<T>(start: number, end: number, exclusive: boolean, io: () => Promise<T>): Promise<T> {
-    const release = await this.locks.acquire(start, end, exclusive);
+    const lock = this.locks.acquire(start, end, exclusive);
+    const release = typeof lock === 'function' ? lock : await lock; // no microtask hop when uncontended
     try {
       return await io();
     } finally {

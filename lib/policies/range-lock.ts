@@ -4,36 +4,42 @@
 // direct I/O for the same reason, kernel-facts §7). Aligned writes share.
 // FIFO: a request waits only for earlier, overlapping, conflicting ones, so
 // there is no starvation and no deadlock.
+// On the write path: an uncontended acquire allocates one small entry and no
+// promise; a promise exists only for a request that really waits.
 
 interface Entry {
   start: number;
   end: number;
   exclusive: boolean;
-  released: Promise<void>;
+  /** Wake-ups of later requests waiting for this one; made only when one waits. */
+  waiters?: Array<() => void>;
 }
+
+export type Release = () => void;
 
 export class RangeLock {
   private entries = new Set<Entry>();
   private exclusiveCount = 0;
 
-  /** Waits for the range, returns the function that releases it. */
-  async acquire(start: number, end: number, exclusive: boolean): Promise<() => void> {
-    let release!: () => void;
-    const entry: Entry = { start, end, exclusive, released: new Promise<void>((r) => (release = r)) };
-    // Fast path: shared requests while no exclusive entry exists conflict with nothing.
+  /** The release function at once when nothing conflicts, else a promise of it. */
+  acquire(start: number, end: number, exclusive: boolean): Release | Promise<Release> {
+    const entry: Entry = { start, end, exclusive };
+    // Shared requests while no exclusive entry exists conflict with nothing.
     const waits: Promise<void>[] = [];
     if (exclusive || this.exclusiveCount > 0) {
       for (const other of this.entries) {
-        if (other.start < end && start < other.end && (exclusive || other.exclusive)) waits.push(other.released);
+        if (other.start < end && start < other.end && (exclusive || other.exclusive)) {
+          waits.push(new Promise<void>((wake) => (other.waiters ??= []).push(wake)));
+        }
       }
     }
     this.entries.add(entry);
     if (exclusive) this.exclusiveCount++;
-    if (waits.length > 0) await Promise.all(waits);
-    return () => {
+    const release: Release = () => {
       if (!this.entries.delete(entry)) return;
       if (entry.exclusive) this.exclusiveCount--;
-      release();
+      if (entry.waiters) for (const wake of entry.waiters) wake();
     };
+    return waits.length === 0 ? release : Promise.all(waits).then(() => release);
   }
 }
