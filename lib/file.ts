@@ -15,7 +15,7 @@ import { OrderingGate } from './policies/ordering';
 import { RangeLock } from './policies/range-lock';
 import { alignedSpan, gather, partialBlocks, type Span } from './policies/rmw';
 import { writeBackAndDrop } from './policies/writeback';
-import { probe } from './probe';
+import { probeOpenFile } from './probe';
 import type {
   AlignmentMode,
   Capabilities,
@@ -187,7 +187,12 @@ export class DirectFile {
     const fd = await DirectFile.openFd(r);
     let opened: DirectFile | undefined;
     try {
-      const caps = await probe(r.path);
+      // What opening told us about O_DIRECT; when it was not tried, probe tries it.
+      const known = (r.flags & C.O_DIRECT) !== 0 ? { directError: undefined } : r.direct ? { directError: 'EINVAL' } : undefined;
+      const caps = await probeOpenFile(r.path, fd, known);
+      if (caps.kind === 'directory') {
+        throw new OdirectError('EISDIR', `EISDIR: ${r.path} is a directory`, { errno: EISDIR, syscall: 'open', path: r.path });
+      }
       const direct = r.direct && (r.flags & C.O_DIRECT) !== 0 && caps.direct.supported;
       if (r.direct && !direct && r.fallback === 'error') {
         throw new UnsupportedError('ERR_DIRECT_UNSUPPORTED', `direct I/O is not available on ${r.path}: ${caps.direct.reason}`, {
@@ -204,10 +209,6 @@ export class DirectFile {
   /** Opens with O_DIRECT when asked; a filesystem that refuses it (EINVAL) gets a buffered fd if fallback allows. */
   private static async openFd(r: ResolvedOpen): Promise<number> {
     try {
-      const st = await native.statx(r.path).catch(() => undefined);
-      if (st && (st.mode & 0o170000) === 0o040000) {
-        throw new OdirectError('EISDIR', `EISDIR: ${r.path} is a directory`, { errno: EISDIR, syscall: 'open', path: r.path });
-      }
       if (!r.direct) return await native.open(r.path, r.flags, r.mode);
       try {
         const fd = await native.open(r.path, r.flags | C.O_DIRECT, r.mode);

@@ -146,7 +146,12 @@ async function probeScratchFile(dir: string): Promise<ScratchProbe> {
   }
 }
 
-async function probeFileOrDirectory(target: string, st: NativeStatx, kind: Kind): Promise<Capabilities> {
+/** What open() already learned by opening the file: undefined means "try O_DIRECT here". */
+interface KnownOpen {
+  directError: string | undefined;
+}
+
+async function probeFileOrDirectory(target: string, st: NativeStatx, kind: Kind, known?: KnownOpen): Promise<Capabilities> {
   const fsType = mountById(st.mntId)?.fsType ?? 'unknown';
   const device = deviceInfo(st.devMajor, st.devMinor);
   let fileSt = st;
@@ -161,7 +166,7 @@ async function probeFileOrDirectory(target: string, st: NativeStatx, kind: Kind)
     // The file's own statx carries its alignments (a reflinked XFS file needs 4096, say);
     // O_DIRECT is tried on the file itself, read-only; RWF_DONTCACHE, a property of the
     // filesystem, once per mount on a scratch sibling (open() probes every file it opens).
-    directError = await openDirectError(target, C.O_RDONLY);
+    directError = known ? known.directError : await openDirectError(target, C.O_RDONLY);
     const mount = `${st.mntId}:${st.devMajor}:${st.devMinor}`;
     dontcache =
       dontcacheByMount.get(mount) ??
@@ -195,7 +200,7 @@ async function readDontcache(target: string): Promise<boolean> {
   }
 }
 
-async function probeBlockDevice(target: string, st: NativeStatx): Promise<Capabilities> {
+async function probeBlockDevice(target: string, st: NativeStatx, known?: KnownOpen): Promise<Capabilities> {
   const device = deviceInfo(st.rdevMajor, st.rdevMinor);
   const fd = await native.open(target, C.O_RDONLY, 0);
   let size: number;
@@ -216,7 +221,7 @@ async function probeBlockDevice(target: string, st: NativeStatx): Promise<Capabi
     kind: 'blockDevice',
     fsType: 'block',
     size,
-    direct: directCapabilities(st, 'block', device, await openDirectError(target, C.O_RDONLY)),
+    direct: directCapabilities(st, 'block', device, known ? known.directError : await openDirectError(target, C.O_RDONLY)),
     atomic: atomicCapabilities(st, 'block', device),
     dontcache,
     ioUring: uringAvailability(),
@@ -236,5 +241,23 @@ export async function probe(target: string): Promise<Capabilities> {
       : await probeFileOrDirectory(resolved, st, kind);
   } catch (err) {
     throw withContext(err, { path: resolved });
+  }
+}
+
+/**
+ * For open(): the capabilities of a file it has already opened as `fd`. statx
+ * goes to the fd (the file that was opened, even if the path has changed
+ * since), and O_DIRECT is not tried again when open() already knows
+ * (`directError` undefined in `known`: it worked; a code: it was refused).
+ */
+export async function probeOpenFile(target: string, fd: number, known?: KnownOpen): Promise<Capabilities> {
+  try {
+    const st = await native.statx(fd);
+    const kind = kindOf(st, target);
+    return kind === 'blockDevice'
+      ? await probeBlockDevice(target, st, known)
+      : await probeFileOrDirectory(target, st, kind, known);
+  } catch (err) {
+    throw withContext(err, { path: target });
   }
 }
