@@ -95,7 +95,6 @@ export interface NativeBinding {
   uringPrepSyncFileRange(fd: number, offset: Offset, nbytes: number, flags: number, id: number): boolean;
   /** Submits what is queued; returns how many SQEs the kernel left queued. */
   uringSubmit(): number;
-  uringInFlight(): number;
   errnoError(errno: number, syscall: string): Error;
   readonly pageSize: number;
   readonly constants: Readonly<Record<NativeConstant, number>>;

@@ -169,7 +169,6 @@ class Ring {
     return (r == -EINTR || r == -EAGAIN || r == -EBUSY) ? 0 : r;
   }
 
-  size_t InFlightCount() const { return inflight_.size(); }
   // SQEs prepared but not yet taken by the kernel.
   unsigned Queued() { return io_uring_sq_ready(&ring_); }
   bool canFtruncate() const { return canFtruncate_; }
@@ -441,11 +440,6 @@ Napi::Value Submit(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), ring.Queued());
 }
 
-Napi::Value InFlightCount(const Napi::CallbackInfo& info) {
-  InstanceData* data = Instance(info.Env());
-  return Napi::Number::New(info.Env(), data->ring ? static_cast<double>(data->ring->InFlightCount()) : 0);
-}
-
 }  // namespace
 
 void InitUring(Napi::Env env, Napi::Object exports) {
@@ -459,7 +453,6 @@ void InitUring(Napi::Env env, Napi::Object exports) {
   exports.Set("uringPrepSyncFileRange", Napi::Function::New(env, PrepSyncFileRange, "uringPrepSyncFileRange"));
   exports.Set("uringRegisterBuffer", Napi::Function::New(env, RegisterBuffer, "uringRegisterBuffer"));
   exports.Set("uringSubmit", Napi::Function::New(env, Submit, "uringSubmit"));
-  exports.Set("uringInFlight", Napi::Function::New(env, InFlightCount, "uringInFlight"));
 }
 
 }  // namespace odirect

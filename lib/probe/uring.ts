@@ -37,8 +37,3 @@ export function uringAvailability(): UringAvailability {
   else reason = `io_uring_setup failed with errno ${errno}`;
   return (cached = { available: false, reason });
 }
-
-/** For tests that change the sysctl or the simulation switch. */
-export function forgetUringAvailability(): void {
-  cached = undefined;
-}
