@@ -79,16 +79,16 @@ function cells(r: RowRecord): string[] {
     rowValue(r),
     r.status === 'ok' ? formatLatency(r.median?.p50Us) : '',
     r.status === 'ok' ? formatLatency(r.median?.p99Us) : '',
-    r.status === 'ok' ? formatCpu(r.median?.cpuUsPerOp) : '',
     formatRatio(r.ratios?.fio),
     formatRatio(r.ratios?.cRef),
     formatRatio(r.ratios?.nodeFs),
+    r.status === 'ok' ? formatCpu(r.median?.cpuUsPerOp) : '',
     formatRatio(r.ratios?.cpuVsFio ?? r.ratios?.cpuVsCRef),
     notes.join('; '),
   ];
 }
 
-const HEADER = ['fs', 'contender', '', 'p50', 'p99', 'CPU/IO', '×fio', '×C ref', '×node:fs', 'CPU ×ref', 'notes'];
+const HEADER = ['fs', 'contender', '', 'p50', 'p99', '×fio', '×C ref', '×node:fs', 'CPU/IO', 'CPU ×ref', 'notes'];
 const RIGHT = [false, false, true, true, true, true, true, true, true, true, false];
 
 export function renderTable(rows: readonly RowRecord[]): string {
