@@ -294,7 +294,7 @@ export async function runBench(argv: string[]): Promise<number> {
     jsonPath = uniquePath(opts.outDir, base, '.json');
     svgPath = jsonPath.replace(/\.json$/, '.svg');
     const subtitle = `${machine.kernel} · ${filesystems.map((f) => f.name).join(', ')} · ${modeText} · ${startedAt.toISOString()}`;
-    fs.writeFileSync(svgPath, renderSvg(rows, 'odirect bench: odirect ÷ fio, C reference and node:fs', subtitle));
+    fs.writeFileSync(svgPath, renderSvg(rows, 'odirect bench: odirect against fio, a C reference and node:fs; CPU per I/O', subtitle));
     const report: BenchReport = {
       schema: 'odirect-bench/1',
       date: startedAt.toISOString(),
