@@ -33,6 +33,8 @@ export interface VerifyReport {
   /** The torn-write hunt on the raw syscall path (the kernel) and through DirectFile.writeAtomic (odirect). */
   hunt?: { raw: TornReport; library: TornReport };
   crash?: CrashReport;
+  /** Crash cycles with every writer writing any of a few regions, so atomic writes to one region overlap. */
+  crashOverlap?: CrashReport;
   violations: string[];
   verdict: string;
 }
@@ -128,15 +130,22 @@ export async function verifyAtomic(o: VerifyOptions, scratch?: ScratchFs): Promi
     } else violations.push(`the kernel's raw path: ${describeBad(raw)} in ${raw.reads} reads`);
   }
   let crash: CrashReport | undefined;
+  let crashOverlap: CrashReport | undefined;
   if (target) {
-    crash = await runCrashCycles(target, {
-      cycles: o.cycles,
-      atomic: caps.atomic.supported,
-      regionSize: caps.atomic.supported ? huntRegionSize(caps) : Math.max(4096, caps.direct.offsetAlign),
-    });
-    if (crash.lost > 0) violations.push(`${crash.lost} acknowledged writes lost after a crash`);
-    if (crash.torn > 0) violations.push(`${crash.torn} torn regions after a crash`);
-    if (crash.corrupt > 0) violations.push(`${crash.corrupt} corrupt regions after a crash`);
+    const regionSize = caps.atomic.supported ? huntRegionSize(caps) : Math.max(4096, caps.direct.offsetAlign);
+    crash = await runCrashCycles(target, { cycles: o.cycles, atomic: caps.atomic.supported, regionSize });
+    if (caps.atomic.supported) {
+      crashOverlap = await runCrashCycles(target, { cycles: o.cycles, atomic: true, regionSize, regions: 4, writers: 8, overlap: true });
+    }
+    for (const [k, what] of [
+      [crash, ''],
+      [crashOverlap, ' (overlapping writers)'],
+    ] as const) {
+      if (!k) continue;
+      if (k.lost > 0) violations.push(`${k.lost} acknowledged writes lost after a crash${what}`);
+      if (k.torn > 0) violations.push(`${k.torn} torn regions after a crash${what}`);
+      if (k.corrupt > 0) violations.push(`${k.corrupt} corrupt regions after a crash${what}`);
+    }
   }
   const what = caps.atomic.supported
     ? `atomic writes through odirect on ${dir} (${caps.fsType}) were all or nothing${hunt ? ` (${hunt.library.reads} reads, 0 bad)` : ''}`
@@ -145,7 +154,7 @@ export async function verifyAtomic(o: VerifyOptions, scratch?: ScratchFs): Promi
     (violations.length === 0
       ? `verdict: PASS: ${what}${crash ? `; ${crash.cycles} crash cycles lost no acknowledged write` : ''}`
       : `verdict: FAIL: ${violations.join('; ')}`) + notes.map((n) => `; ${n}`).join('');
-  return { path: dir, kernel: release(), capabilities: caps, rules, ...(hunt ? { hunt } : {}), ...(crash ? { crash } : {}), violations, verdict };
+  return { path: dir, kernel: release(), capabilities: caps, rules, ...(hunt ? { hunt } : {}), ...(crash ? { crash } : {}), ...(crashOverlap ? { crashOverlap } : {}), violations, verdict };
 }
 
 function describeBad(t: TornReport): string {
@@ -198,9 +207,12 @@ export function formatReport(r: VerifyReport): string {
     }
     for (const k of BAD_CLASSES) lines.push(`  ${k.padEnd(8)} ${CLASS_MEANING[k]}`);
   }
-  if (r.crash) {
-    const k = r.crash;
-    lines.push(`crash      ${k.cycles} cycles: ${k.acknowledged} writes acknowledged, ${k.failedAfterShutdown} failed at shutdown (EIO), ${k.lost} lost, ${k.torn} torn, ${k.corrupt} corrupt`);
+  for (const [k, what] of [
+    [r.crash, 'each writer owns its regions'],
+    [r.crashOverlap, '8 writers share 4 regions'],
+  ] as const) {
+    if (!k) continue;
+    lines.push(`crash      ${k.cycles} cycles, ${what}: ${k.acknowledged} writes acknowledged, ${k.failedAfterShutdown} failed at shutdown (EIO), ${k.lost} lost, ${k.torn} torn, ${k.corrupt} corrupt`);
     for (const e of k.examples) lines.push(`           ${e}`);
   }
   lines.push(r.verdict);
