@@ -13,6 +13,7 @@ import { buildAtomicOverlap } from '../lib/bench/contenders/cref';
 import { hasSoftwareAtomicWrites } from '../lib/policies/atomic-overlap';
 import { checkRegion, classifyRead, fillRegion } from '../lib/verify/blocks';
 import { runCrashCycles } from '../lib/verify/crash';
+import { parseVerifyArgs } from '../lib/verify';
 import { checkAtomicRules } from '../lib/verify/rules';
 import { scratchTarget } from '../lib/verify/target';
 import { huntRegionSize, huntTornWrites } from '../lib/verify/torn';
@@ -95,6 +96,28 @@ describeOnFs('xfs', 'verify-atomic checks on XFS', (mnt) => {
     });
   });
 
+  it('verify-atomic --json: one object with the verdict and both hunts, each with every class counted', () => {
+    const cli = path.join(__dirname, '..', 'dist', 'cli.js');
+    if (!fs.existsSync(cli)) throw new Error('dist/ is missing: npm test builds it first');
+    const r = spawnSync(process.execPath, [cli, 'verify-atomic', mnt, '--seconds', '1', '--regions', '2', '--writers', '3', '--json'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    const report = JSON.parse(r.stdout) as {
+      verdict: string;
+      hunt: Record<'raw' | 'library', Record<'reads' | 'writes' | 'torn' | 'zero' | 'stale' | 'corrupt' | 'regions' | 'writers', number>>;
+    };
+    for (const p of ['raw', 'library'] as const) {
+      expect(Object.keys(report.hunt[p])).toEqual(expect.arrayContaining(['reads', 'writes', 'torn', 'zero', 'stale', 'corrupt']));
+      expect(report.hunt[p]).toMatchObject({ regions: 2, writers: 3 });
+      expect(report.hunt[p].reads).toBeGreaterThan(0);
+    }
+    expect(report.hunt.library).toMatchObject({ torn: 0, zero: 0, stale: 0, corrupt: 0 });
+    expect(report.verdict).toMatch(/^verdict: PASS: atomic writes through odirect .* were all or nothing/);
+    expect(report.verdict).toMatch(/kernel: the raw path with overlapping writers (was clean|read \d+)/);
+    expect(r.status, r.stderr).toBe(0);
+  });
+
   it('the C reproducer builds, runs, and with writes to one region serialised reads nothing bad', async () => {
     const binary = await buildAtomicOverlap('cc');
     const run = (extra: string[]) => {
@@ -116,6 +139,23 @@ describeOnFs('xfs', 'verify-atomic checks on XFS', (mnt) => {
     const serialised = run(['--serialize']);
     expect(serialised.reads).toBeGreaterThan(1000);
     expect(serialised).toMatchObject({ torn: 0, zero: 0, stale: 0, corrupt: 0, badAtEnd: 0 });
+  });
+});
+
+describe('verify-atomic arguments', () => {
+  it('hunt parameters are options; bad ones are refused', () => {
+    expect(parseVerifyArgs(['/mnt', '--regions', '4', '--writers', '4', '--readers', '4'])).toMatchObject({
+      path: '/mnt',
+      regions: 4,
+      writers: 4,
+      readers: 4,
+    });
+    // No PATH: a scratch filesystem, as for --crash.
+    const defaults = parseVerifyArgs([]);
+    expect(defaults).toMatchObject({ regions: 4, writers: 4, readers: 4, scratchFs: 'xfs' });
+    expect((defaults as { path?: string }).path).toBeUndefined();
+    expect(parseVerifyArgs(['/mnt', '--regions', '0'])).toBe('--regions must be an integer from 1 to 1024');
+    expect(parseVerifyArgs(['/mnt', '--writers', '2.5'])).toBe('--writers must be an integer from 1 to 1024');
   });
 });
 

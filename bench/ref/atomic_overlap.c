@@ -78,7 +78,7 @@ static struct {
 } count;
 
 static pthread_mutex_t examples_lock = PTHREAD_MUTEX_INITIALIZER;
-static char examples[MAX_EXAMPLES][160];
+static char examples[MAX_EXAMPLES][224];
 static int n_examples;
 
 static uint32_t crc_table[256];
@@ -216,7 +216,9 @@ static void *reader(void *arg)
 		uint64_t floor = atomic_load(&g->completed_issue);
 		int before = atomic_load(&g->inflight);
 		struct iovec iov = { buf, region_size };
+		uint64_t began = now_ns();
 		ssize_t n = preadv2(fd, &iov, 1, (off_t)r * (off_t)region_size, 0);
+		uint64_t ended = now_ns();
 		int after = atomic_load(&g->inflight);
 		if (n != (ssize_t)region_size) fail("preadv2", n);
 		atomic_fetch_add(&count.reads, 1);
@@ -228,8 +230,9 @@ static void *reader(void *arg)
 		if (before >= 2 || after >= 2) atomic_fetch_add(&count.bad_while_overlapped, 1);
 		pthread_mutex_lock(&examples_lock);
 		if (n_examples < MAX_EXAMPLES)
-			snprintf(examples[n_examples++], sizeof examples[0], "region %u %s: %s; writes in flight %d before, %d after",
-				 r, names[v], why, before, after);
+			snprintf(examples[n_examples++], sizeof examples[0],
+				 "region %u %s: %s; writes in flight %d before, %d after; read %.6f-%.6f s (CLOCK_MONOTONIC)",
+				 r, names[v], why, before, after, (double)began / 1e9, (double)ended / 1e9);
 		pthread_mutex_unlock(&examples_lock);
 	}
 	free(buf);
