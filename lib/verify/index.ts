@@ -152,7 +152,7 @@ export async function verifyAtomic(o: VerifyOptions, scratch?: ScratchFs): Promi
     : `${caps.fsType} at ${dir} has no atomic writes, and the kernel refused them (EOPNOTSUPP)`;
   const verdict =
     (violations.length === 0
-      ? `verdict: PASS: ${what}${crash ? `; ${crash.cycles} crash cycles lost no acknowledged write` : ''}`
+      ? `verdict: PASS: ${what}${crash ? `; ${crash.cycles + (crashOverlap?.cycles ?? 0)} crash cycles lost no acknowledged write` : ''}`
       : `verdict: FAIL: ${violations.join('; ')}`) + notes.map((n) => `; ${n}`).join('');
   return { path: dir, kernel: release(), capabilities: caps, rules, ...(hunt ? { hunt } : {}), ...(crash ? { crash } : {}), ...(crashOverlap ? { crashOverlap } : {}), violations, verdict };
 }

@@ -166,7 +166,7 @@ export async function huntTornWrites(dir: string, caps: Capabilities, options: T
     }
     report[state.kind]++;
     if (report.examples.length < 8) {
-      report.examples.push(`region ${r}: ${JSON.stringify(state)} (${inFlight} writes to it in flight when the read began)`);
+      report.examples.push(`region ${r}: ${JSON.stringify(state)} (${inFlight} write${inFlight === 1 ? '' : 's'} to it in flight when the read began)`);
     }
   };
   const inFlight = new Uint32Array(regions);
