@@ -9,7 +9,7 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { probe } from '../lib/probe';
 import { makeScratchFs, removeScratchFs, scratchAvailable, type ScratchFs } from '../lib/scratch/scratchfs';
 import { shutdownScratchFs } from '../lib/scratch/shutdown';
-import { buildAtomicOverlap } from '../lib/bench/contenders/cref';
+import { buildAtomicOverlap } from '../bench/src/contenders/cref';
 import { hasSoftwareAtomicWrites } from '../lib/policies/atomic-overlap';
 import { checkRegion, classifyRead, fillRegion } from '../lib/verify/blocks';
 import { runCrashCycles } from '../lib/verify/crash';

@@ -23,7 +23,7 @@
  *               torn reads are then expected; zero and stale are not.
  * --atomic 0    no writer uses RWF_ATOMIC.
  *
- * Built by the bench next to atomic_ref (lib/bench/contenders/cref.ts):
+ * Built by the bench next to atomic_ref (bench/src/contenders/cref.ts):
  *   cc -O2 -Wall -pthread -o bench/bin/atomic_overlap bench/ref/atomic_overlap.c
  *
  * Usage: atomic_overlap --file PATH [--regions 4] [--region-size 65536]
