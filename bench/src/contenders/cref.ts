@@ -61,6 +61,8 @@ export async function runCRef(ctx: RunContext): Promise<RunResult> {
   const w = ctx.workload;
   if (w.kind !== 'random' && w.kind !== 'sequential') throw new Unsupported('the C reference runs the shared-file rows only');
   const binary = await buildCRef(ctx.tools.cc, ctx.tools.liburingStatic);
+  // The same build step leaves the XFS overlap reproducer ready in bench/bin/ (docs/xfs-atomic-overlap.md).
+  await buildAtomicOverlap(ctx.tools.cc);
   const args = [
     '--file', ctx.target.sharedFile,
     '--size', String(ctx.target.fileSize),
