@@ -48,9 +48,16 @@ describe('self-describing regions', () => {
     expect(classifyRead(Buffer.concat([a.subarray(0, 4096), Buffer.alloc(4096)]), 3)).toEqual({ kind: 'zero', sectors: 8 });
     // Valid sectors of another region: stale blocks, not a bad checksum.
     expect(classifyRead(a, 4)).toMatchObject({ kind: 'stale', why: 'sector 0 holds sector 0 of region 3, generation 7' });
+    // Data that is not the hunt's at all: the old contents of blocks freed and reused.
+    const foreign = Buffer.from(a);
+    foreign.fill(0x5a, 4096, 4608);
+    expect(classifyRead(foreign, 3)).toMatchObject({ kind: 'stale', why: "sector 8 holds data that is not the hunt's (no magic)" });
+    // The hunt's own sector with a bad checksum: corrupt, whatever else the read holds.
     const flipped = Buffer.from(a);
     flipped[1000] ^= 1;
     expect(classifyRead(flipped, 3)).toMatchObject({ kind: 'corrupt', sector: 1, why: 'checksum mismatch' });
+    flipped.fill(0, 4096);
+    expect(classifyRead(flipped, 3)).toMatchObject({ kind: 'corrupt', sector: 1 });
   });
 });
 

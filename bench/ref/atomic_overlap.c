@@ -9,10 +9,11 @@
  * its region, a generation, its index and a CRC32, so each read is classified:
  *   torn     sectors of two generations of the region
  *   zero     a sector of zeros (every region was written before the run)
- *   stale    valid sectors of another region or place, or one generation
+ *   stale    valid sectors of another region or place, data that is not ours
+ *            (no magic: blocks that held something else), or one generation
  *            older than a write that completed before the read began and was
  *            issued after that generation's write completed
- *   corrupt  a bad magic or CRC, or a generation never issued
+ *   corrupt  our magic with a bad CRC, or a generation never issued
  * Each bad read also says whether two or more writes to its region were in
  * flight when the read began or ended. After the run, with nothing in flight,
  * every region is read once more (badAtEnd: damage that stayed).
@@ -179,7 +180,12 @@ static enum verdict classify(const unsigned char *buf, uint32_t r, uint64_t floo
 		int all_zero = 1;
 		for (int i = 0; i < SECTOR && all_zero; i += 8) all_zero = *(const uint64_t *)(p + i) == 0;
 		if (all_zero) { zero++; continue; }
-		if (get32(p) != MAGIC || get32(p + SECTOR - 4) != crc32_of(p, SECTOR - 4)) { corrupt++; continue; }
+		if (get32(p) != MAGIC) { /* not ours: old contents of blocks that held something else */
+			if (!foreign) snprintf(why, whylen, "sector %u holds data that is not ours (no magic)", s);
+			foreign++;
+			continue;
+		}
+		if (get32(p + SECTOR - 4) != crc32_of(p, SECTOR - 4)) { corrupt++; continue; }
 		if (get32(p + 4) != r || get32(p + 12) != s) {
 			if (!foreign) snprintf(why, whylen, "sector %u holds region %u sector %u gen %u", s, get32(p + 4), get32(p + 12), get32(p + 8));
 			foreign++;
@@ -190,7 +196,7 @@ static enum verdict classify(const unsigned char *buf, uint32_t r, uint64_t floo
 		if (gen > hi) hi = gen;
 	}
 	uint32_t sectors = (uint32_t)(region_size / SECTOR);
-	if (corrupt) { snprintf(why, whylen, "%d of %u sectors bad magic/CRC", corrupt, sectors); return CORRUPT; }
+	if (corrupt) { snprintf(why, whylen, "%d of %u sectors with a bad CRC", corrupt, sectors); return CORRUPT; }
 	if (zero) { snprintf(why, whylen, "%d of %u sectors zero", zero, sectors); return ZERO; }
 	if (foreign) return STALE;
 	if (lo != hi) { snprintf(why, whylen, "generations %u..%u", lo, hi); return TORN; }

@@ -56,8 +56,10 @@ export function checkRegion(data: Uint8Array, region: number): RegionState {
 /**
  * What a read of a region that was written whole before any read showed, sector
  * by sector: the worst class wins (corrupt, then zero, then stale, then torn).
- * `whole` is judged against the write history by the caller (an old generation
- * is stale too).
+ * corrupt: the hunt's magic with a bad checksum. stale: intact sectors of another
+ * region or place, or data that is not the hunt's (blocks that held something
+ * else). `whole` is judged against the write history by the caller (an old
+ * generation is stale too).
  */
 export type ReadClass =
   | { kind: 'whole'; gen: number }
@@ -80,7 +82,8 @@ export function classifyRead(data: Uint8Array, region: number): ReadClass {
       continue;
     }
     if (view.getUint32(at, true) !== MAGIC) {
-      corrupt ??= { sector: s, why: 'no magic' };
+      // Not the hunt's data at all: the old contents of blocks that belonged to something else.
+      foreign ??= `sector ${s} holds data that is not the hunt's (no magic)`;
       continue;
     }
     if (view.getUint32(at + SECTOR - 4, true) !== crc32(sector.subarray(0, SECTOR - 4))) {

@@ -167,8 +167,8 @@ function describeBad(t: TornReport): string {
 const CLASS_MEANING: Record<(typeof BAD_CLASSES)[number], string> = {
   torn: 'two generations of one region in one read: a write was not atomic',
   zero: 'zeros where a whole generation had been written (blocks mapped before their data was there)',
-  stale: "valid sectors of another region, or a generation already overwritten before the read began (freed or reused blocks)",
-  corrupt: 'a sector with no magic or a bad checksum, or a generation never written',
+  stale: "another region's sectors, data that is not the hunt's, or a generation already overwritten before the read began (freed or reused blocks)",
+  corrupt: "a sector of the hunt's with a bad checksum, or a generation never written",
 };
 
 function kib(n: number): string {
