@@ -104,7 +104,7 @@ bool GetViewSpan(Napi::Value value, uint8_t** data, size_t* length, bool* detach
   *shared = !isArrayBuffer;  // a view's buffer is an ArrayBuffer or a SharedArrayBuffer
   bool isDetached = false;
   if (isArrayBuffer) napi_is_detached_arraybuffer(env, buffer, &isDetached);
-  *detached = isDetached || base == nullptr;
+  *detached = isDetached;
   *data = *detached ? nullptr : static_cast<uint8_t*>(base);
   return true;
 }
