@@ -65,6 +65,8 @@ export interface NativeBinding {
   syncFileRangeSync(fd: number, offset: Offset, nbytes: Offset, flags: number): number;
   fadvise(fd: number, offset: Offset, length: Offset, advice: number): Promise<number>;
   fadviseSync(fd: number, offset: Offset, length: Offset, advice: number): number;
+  /** Points fd at /dev/null, keeping the number taken (throws EBADF if it is not open). */
+  fdToDevNull(fd: number): void;
   fsShutdown(fd: number, flags: number): Promise<number>;
   fsShutdownSync(fd: number, flags: number): number;
   pwritev2(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): Promise<number>;
