@@ -22,3 +22,14 @@ export function needsOwnedCopy(buffers: readonly ArrayBufferView[], isOwned: (bu
   for (const b of buffers) if (memoryKind(b, isOwned) === 'caller') return true;
   return false;
 }
+
+/**
+ * True for a view over a resizable (non-shared) ArrayBuffer: it can shrink
+ * between the checks and the I/O, turning a 1 MiB read into 4 KiB without a
+ * word. Such buffers are refused before any I/O (a growable SharedArrayBuffer
+ * never shrinks, so it is accepted).
+ */
+export function isShrinkable(view: ArrayBufferView): boolean {
+  const buffer = view.buffer as ArrayBufferLike & { resizable?: boolean };
+  return buffer.resizable === true && !(typeof SharedArrayBuffer !== 'undefined' && buffer instanceof SharedArrayBuffer);
+}
