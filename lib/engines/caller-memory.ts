@@ -14,6 +14,11 @@ function detachedError(i: number, count: number, before: number, after: number):
   );
 }
 
+/** Throws ERR_BUFFER_DETACHED unless `view` still has the length it had when the request began. */
+export function assertViewUnchanged(view: ArrayBufferView, length: number): void {
+  if (view.byteLength !== length) throw detachedError(0, 1, length, view.byteLength);
+}
+
 /** The total length; a view found empty was detached (or shrunk to nothing) after the request was checked. */
 function totalLength(buffers: readonly Uint8Array[]): number {
   let total = 0;
