@@ -131,5 +131,7 @@ export type NativeConstant =
 const requireHere = createRequire(__filename);
 const loadBinding = requireHere('node-gyp-build') as (dir: string) => unknown;
 
-export const native = loadBinding(path.join(__dirname, '..')) as NativeBinding;
+// ODIRECT_ADDON_PATH loads a given build instead (scripts/asan.sh: the sanitizer build in build-asan/).
+const addonPath = process.env.ODIRECT_ADDON_PATH;
+export const native = (addonPath ? requireHere(path.resolve(addonPath)) : loadBinding(path.join(__dirname, '..'))) as NativeBinding;
 export const C = native.constants;
