@@ -57,9 +57,12 @@ void DropBlockLocked(Block* block) {
 
 // The ArrayBuffer's finalizer: runs on the JS thread once V8 freed the backing
 // store (after a transfer, when the new owner is collected), or at env teardown.
-void FinalizeBlock(napi_env, void*, void* hint) {
+void FinalizeBlock(napi_env env, void*, void* hint) {
+  auto* block = static_cast<Block*>(hint);
+  int64_t ignored;
+  napi_adjust_external_memory(env, -static_cast<int64_t>(block->size), &ignored);
   std::lock_guard<std::mutex> lock(mu);
-  DropBlockLocked(static_cast<Block*>(hint));
+  DropBlockLocked(block);
 }
 
 // Registers `block` and wraps it; on failure drops it and returns undefined.
@@ -76,6 +79,10 @@ Napi::Value Expose(Napi::Env env, Block* block) {
     DropBlockLocked(block);
     return env.Undefined();
   }
+  // V8 does not count memory it did not allocate: told, it collects dropped
+  // buffers as soon as it would collect its own of that size.
+  int64_t ignored;
+  napi_adjust_external_memory(env, static_cast<int64_t>(block->size), &ignored);
   return Napi::Value(env, ab);
 }
 
