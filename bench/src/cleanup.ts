@@ -10,7 +10,7 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { native } from '../native';
+import { native } from './library';
 
 const children = new Set<ChildProcess>();
 const fdRoots = new Set<string>();
