@@ -205,52 +205,72 @@ for (const fsName of ['ext4', 'xfs', 'ext4Journal', 'tmpfs'] as const) {
       const slow = createReadStream(src, { highWaterMark: chunk, readAhead });
       let consumed = 0;
       let worst = 0;
-      for await (const _ of slow) {
-        consumed++;
+      for await (const data of slow) {
+        consumed += (data as Buffer).length;
         await sleep(15);
-        // Issued but not yet consumed: at most the in-flight reads, the one chunk the
-        // stream buffers (its highWaterMark) and the one the iterator holds.
-        worst = Math.max(worst, slow.readsIssued - consumed);
-        if (consumed === 12) break;
+        // Read but not yet consumed: at most the reads in flight and the one chunk the stream buffers
+        // (its highWaterMark); the iterator takes all that is buffered at once, so it counts in bytes.
+        worst = Math.max(worst, slow.readsIssued * chunk - consumed);
+        if (consumed >= 16 * chunk) break;
       }
-      expect(worst).toBeLessThanOrEqual(readAhead + 2);
+      expect(worst).toBeGreaterThan(chunk); // it did read ahead
+      expect(worst).toBeLessThanOrEqual((readAhead + 1) * chunk);
       expect(slow.readsIssued).toBeLessThan(total / 2);
       const fast = createReadStream(src, { highWaterMark: chunk, readAhead });
       expect((await collect(fast)).length).toBe(size);
       expect(fast.readsIssued).toBe(total);
     });
 
+    /** Makes the file's n-th read or write settle n × `ms` late (a slow device), counting those not yet settled. */
+    const slowDown = (file: DirectFile, method: 'read' | 'write', ms: number) => {
+      const counter = { pending: 0, calls: 0 };
+      const original = file[method].bind(file) as (...args: unknown[]) => Promise<unknown>;
+      (file as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+        counter.pending++;
+        const delay = ms * ++counter.calls;
+        return original(...args)
+          .finally(() => sleep(delay))
+          .finally(() => counter.pending--);
+      };
+      return counter;
+    };
+
     it('destroy() mid-stream waits for the reads and writes in flight, then closes', async () => {
       const size = 5 * MiB + 4097;
       const src = path.join(dir, `src-${size}`);
       const rs = createReadStream(src, { highWaterMark: 128 * KiB, readAhead: 8 });
       let file: DirectFile | undefined;
-      rs.on('open', (f: DirectFile) => (file = f));
-      await new Promise<void>((resolve) => rs.once('data', () => resolve()));
-      rs.pause();
-      const inFlightAtDestroy = rs.inFlightCount;
-      let inFlightAtClose = -1;
-      const closed = new Promise<void>((resolve) => rs.once('close', () => ((inFlightAtClose = rs.inFlightCount), resolve())));
-      rs.destroy();
+      let reads = { pending: 0, calls: 0 };
+      rs.on('open', (f: DirectFile) => ((file = f), (reads = slowDown(f, 'read', 20))));
+      let pendingAtDestroy = -1;
+      let pendingAtClose = -1;
+      const closed = new Promise<void>((resolve) => rs.once('close', () => ((pendingAtClose = reads.pending), resolve())));
+      rs.once('data', () => {
+        pendingAtDestroy = reads.pending;
+        rs.destroy();
+      });
       await closed;
-      expect(inFlightAtDestroy).toBeGreaterThan(0);
-      expect(inFlightAtClose).toBe(0);
+      expect(pendingAtDestroy).toBeGreaterThan(0);
+      expect(pendingAtClose).toBe(0);
+      expect(rs.inFlightCount).toBe(0);
       expect(file!.closed).toBe(true);
       expect(rs.readsIssued).toBeLessThan(Math.ceil(size / (128 * KiB)));
 
       const ws = createWriteStream(path.join(dir, 'destroyed'), { highWaterMark: 64 * KiB, writeBehind: 8 });
       let wfile: DirectFile | undefined;
-      ws.on('open', (f: DirectFile) => (wfile = f));
+      let writes = { pending: 0, calls: 0 };
+      ws.on('open', (f: DirectFile) => ((wfile = f), (writes = slowDown(f, 'write', 20))));
       await new Promise((resolve) => ws.once('ready', resolve));
       for (let i = 0; i < 8; i++) ws.write(randomBytes(64 * KiB));
-      await sleep(0);
-      const writesInFlight = ws.stats.inFlight;
+      for (let i = 0; i < 100 && ws.stats.writesIssued < 4; i++) await sleep(5);
+      const writesAtDestroy = writes.pending;
       let writesAtClose = -1;
-      const wclosed = new Promise<void>((resolve) => ws.once('close', () => ((writesAtClose = ws.stats.inFlight), resolve())));
+      const wclosed = new Promise<void>((resolve) => ws.once('close', () => ((writesAtClose = writes.pending), resolve())));
       ws.destroy();
       await wclosed;
-      expect(writesInFlight).toBeGreaterThan(0);
+      expect(writesAtDestroy).toBeGreaterThan(0);
       expect(writesAtClose).toBe(0);
+      expect(ws.stats.inFlight).toBe(0);
       expect(wfile!.closed).toBe(true);
     });
 

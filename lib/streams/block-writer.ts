@@ -19,6 +19,7 @@
 // the partial block.
 import { alignedBuffer } from '../aligned';
 import type { DirectFile } from '../file';
+import { native } from '../native';
 import { alignDown, alignUp } from './options';
 
 export interface BlockWriterOptions {
@@ -129,8 +130,18 @@ export class BlockWriter {
       this.throwIfFailed();
     }
     const finalSize = this.accepted === 0 ? this.originalSize : Math.max(this.originalSize, end);
-    if (this.file.size !== finalSize) await this.file.truncate(finalSize);
+    if (this.file.size !== finalSize) {
+      await this.file.truncate(finalSize);
+      // Cutting the size inside a block zeroes the rest of that block through
+      // the page cache (XFS: iomap_zero_range; ext4 data=journal likewise), which
+      // leaves that page cached and dirty: write it back and drop it.
+      const page = native.pageSize;
+      if (finalSize % page !== 0) await this.file.dropCache(alignDown(finalSize, page), page);
+    }
     if (this.opts.dsync || this.opts.flush) await this.file.sync({ dataOnly: true });
+    // Buffered fallback: RWF_DONTCACHE pages leave the cache only once written
+    // back, which a write without dsync does not wait for; drop what is left.
+    if (!this.file.direct && this.accepted > 0) await this.file.dropCache(alignDown(this.opts.start, native.pageSize), 0);
   }
 
   /** Waits until no write is in flight (errors are kept, not thrown). */

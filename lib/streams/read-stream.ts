@@ -61,6 +61,7 @@ export class DirectReadStream extends Readable {
   private wanting = false;
   private eof = false;
   private stopped = false;
+  private ending = false;
   bytesRead = 0;
   /** Reads issued so far (for checking read-ahead stays bounded). */
   readsIssued = 0;
@@ -110,13 +111,28 @@ export class DirectReadStream extends Readable {
   private pump(): void {
     if (this.stopped) return;
     if (this.nothingLeft()) {
-      if (this.inFlight.size === 0 && this.ready.size === 0) {
-        this.stopped = true;
-        this.push(null);
+      if (this.inFlight.size === 0 && this.ready.size === 0 && !this.ending) {
+        this.ending = true;
+        this.finishReading().then(
+          () => {
+            this.stopped = true;
+            this.push(null);
+          },
+          (err: Error) => this.destroy(err),
+        );
       }
       return;
     }
     while (this.wanting && this.inFlight.size < this.options.readAhead && !this.nothingLeft()) this.issue();
+  }
+
+  /**
+   * Buffered fallback: reads finish out of order, so a later one's readahead
+   * can land behind an earlier one's drop; drop the whole range once more.
+   */
+  private async finishReading(): Promise<void> {
+    const file = this.file!;
+    if (!file.direct && this.readsIssued > 0) await file.dropCache(alignDown(this.options.start, this.align), 0);
   }
 
   private nothingLeft(): boolean {
@@ -134,7 +150,8 @@ export class DirectReadStream extends Readable {
     const into = alignedBuffer(length, this.align);
     const read = async (): Promise<Settled> => {
       const n = await file.read(into, position);
-      if (!file.direct && n > 0) await file.dropCache(position, n);
+      // Buffered fallback: drop what this read and the kernel's readahead past it cached.
+      if (!file.direct && n > 0) await file.dropCache(position, 0);
       return { data: this.slice(into, position, n) };
     };
     const tracked: Promise<void> = read()

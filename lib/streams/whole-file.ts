@@ -51,7 +51,7 @@ async function readWhole(file: DirectFile, readAhead: number, signal: AbortSigna
       const length = Math.min(READ_CHUNK, into.byteLength - position);
       next += length;
       const n = await file.read(into.subarray(position, position + length), position);
-      if (!file.direct && n > 0) await file.dropCache(position, n);
+      if (!file.direct && n > 0) await file.dropCache(position, 0); // and the kernel's readahead past it
       if (n < length) shortAt = Math.min(shortAt, position + n);
     }
   };
@@ -60,6 +60,7 @@ async function readWhole(file: DirectFile, readAhead: number, signal: AbortSigna
   const results = await Promise.allSettled(workers);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
+  if (!file.direct) await file.dropCache(0, 0); // readahead of reads that finished out of order
   return into.subarray(0, Math.min(size, shortAt));
 }
 
