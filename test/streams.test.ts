@@ -297,12 +297,19 @@ for (const fsName of ['ext4', 'xfs', 'ext4Journal', 'tmpfs'] as const) {
       const versions = Array.from({ length: 24 }, (_, i) => randomBytes(1 + ((i * 7919) % (200 * KiB))));
       await Promise.all(versions.map((v) => replaceFile(p, v)));
       expect(fs.readFileSync(p).equals(versions.at(-1)!)).toBe(true);
-      // Two module-independent writers (another process would be the same): whole either way.
-      const a = randomBytes(300 * KiB + 1);
-      const b = randomBytes(17);
-      await Promise.all([replaceFile(p, a), replaceFile(path.join(dir, '.', 'contended'), b)]);
-      const got = fs.readFileSync(p);
-      expect(got.equals(a) || got.equals(b)).toBe(true);
+      // Through a symlinked directory the path differs, so the calls are not queued one after
+      // another: the renames race, as between processes. Each one still installs a whole file.
+      const link = `${dir}-link`;
+      fs.symlinkSync(dir, link);
+      try {
+        const a = Array.from({ length: 8 }, (_, i) => randomBytes(300 * KiB + i));
+        const b = Array.from({ length: 8 }, (_, i) => randomBytes(17 + i));
+        await Promise.all([...a.map((v) => replaceFile(p, v)), ...b.map((v) => replaceFile(path.join(link, 'contended'), v))]);
+        const got = fs.readFileSync(p);
+        expect(got.equals(a.at(-1)!) || got.equals(b.at(-1)!)).toBe(true);
+      } finally {
+        fs.unlinkSync(link);
+      }
       expect(fs.readdirSync(dir).filter((n) => n.includes('.odirect-'))).toEqual([]);
     });
   });

@@ -87,9 +87,11 @@ export async function runCopy(c: ContenderId, ctx: RunContext): Promise<RunResul
       break;
     }
     case 'node-fs': {
-      const handle = await fs.promises.open(dst, 'w');
+      await pipeline(fs.createReadStream(src), fs.createWriteStream(dst));
+      // fdatasync flushes the file, whichever fd it is called on. (A FileHandle stream with
+      // autoClose: false never emits 'close', and pipeline waits for it.)
+      const handle = await fs.promises.open(dst, 'r+');
       try {
-        await pipeline(fs.createReadStream(src), handle.createWriteStream({ autoClose: false }));
         await handle.datasync();
       } finally {
         await handle.close();
