@@ -94,7 +94,7 @@ async function replaceNow(
     create: true,
     exclusive: true,
     mode: mode ?? keepMode ?? 0o666,
-    ...(o.engine ? { engine: o.engine } : {}),
+    engine: o.engine,
   });
   let renamed = false;
   try {

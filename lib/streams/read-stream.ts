@@ -38,6 +38,7 @@ export interface ReadStreamOptions {
   highWaterMark?: number;
   /** Reads in flight at once. Default 4. */
   readAhead?: number;
+  /** Default 'threadpool' (faster than io_uring for large sequential I/O here; see streams/options.ts). */
   engine?: 'auto' | EngineName;
   signal?: AbortSignal;
 }
@@ -88,7 +89,7 @@ export class DirectReadStream extends Readable {
 
   override _construct(callback: (error?: Error | null) => void): void {
     const o = this.options;
-    open(this.path, { readOnly: true, ...(o.engine ? { engine: o.engine } : {}) })
+    open(this.path, { readOnly: true, engine: o.engine })
       .then((file) => {
         this.file = file;
         if (file.direct) this.align = Math.max(this.align, file.capabilities.direct.readOffsetAlign);

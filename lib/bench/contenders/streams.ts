@@ -99,7 +99,7 @@ export async function runCopy(c: ContenderId, ctx: RunContext): Promise<RunResul
       break;
     }
     case 'cp':
-      await run('cp', [src, dst]);
+      await run('cp', ['--reflink=never', src, dst]); // a real copy: XFS would clone the blocks
       await run('sync', ['-f', dst]);
       break;
     default:
