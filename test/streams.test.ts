@@ -221,11 +221,12 @@ for (const fsName of ['ext4', 'xfs', 'ext4Journal', 'tmpfs'] as const) {
       expect(fast.readsIssued).toBe(total);
     });
 
-    /** Makes the file's n-th read or write settle n × `ms` late (a slow device), counting those not yet settled. */
-    const slowDown = (file: DirectFile, method: 'read' | 'write', ms: number) => {
+    /** Makes the n-th call of `target[method]` settle n × `ms` late (a slow device), counting those not yet settled. */
+    const slowDown = (target: object, method: string, ms: number) => {
       const counter = { pending: 0, calls: 0 };
-      const original = file[method].bind(file) as (...args: unknown[]) => Promise<unknown>;
-      (file as unknown as Record<string, unknown>)[method] = (...args: unknown[]) => {
+      const t = target as Record<string, (...args: unknown[]) => Promise<unknown>>;
+      const original = t[method]!.bind(target);
+      t[method] = (...args: unknown[]) => {
         counter.pending++;
         const delay = ms * ++counter.calls;
         return original(...args)
@@ -240,8 +241,9 @@ for (const fsName of ['ext4', 'xfs', 'ext4Journal', 'tmpfs'] as const) {
       const src = path.join(dir, `src-${size}`);
       const rs = createReadStream(src, { highWaterMark: 128 * KiB, readAhead: 8 });
       let file: DirectFile | undefined;
-      let reads = { pending: 0, calls: 0 };
-      rs.on('open', (f: DirectFile) => ((file = f), (reads = slowDown(f, 'read', 20))));
+      rs.on('open', (f: DirectFile) => (file = f));
+      // Each read of the stream (direct, or the uncached buffered fallback) goes through readChunk.
+      const reads = slowDown(rs, 'readChunk', 20);
       let pendingAtDestroy = -1;
       let pendingAtClose = -1;
       const closed = new Promise<void>((resolve) => rs.once('close', () => ((pendingAtClose = reads.pending), resolve())));

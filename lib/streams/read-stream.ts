@@ -17,15 +17,16 @@
 // is the size of each read, rounded up to the alignment); no `encoding`
 // option (use setEncoding); the file is read up to its size when the stream
 // opened (or `end`), a file that grows meanwhile is not followed; `flags` is
-// 'r' only. Where the filesystem has no direct I/O the reads are buffered and
-// each chunk's pages are dropped after it is read: `direct` is false and a
-// 'fallback' event says why.
+// 'r' only. Where the filesystem has no direct I/O the reads are buffered,
+// with readahead off, and each chunk's pages are dropped after it is read
+// (uncached-reader.ts): `direct` is false and a 'fallback' event says why.
 import { Readable } from 'node:stream';
 import { alignedBuffer } from '../aligned';
 import { open, type DirectFile } from '../file';
 import type { EngineName } from '../types';
 import { checkPath } from '../validate';
 import { alignDown, alignUp, resolveReadOptions, type ResolvedRead } from './options';
+import { UncachedReader } from './uncached-reader';
 import { fallbackReason, type FallbackInfo } from './write-stream';
 
 export interface ReadStreamOptions {
@@ -62,7 +63,8 @@ export class DirectReadStream extends Readable {
   private wanting = false;
   private eof = false;
   private stopped = false;
-  private ending = false;
+  /** Without direct I/O: reads that leave nothing cached. */
+  private uncached: UncachedReader | undefined;
   bytesRead = 0;
   /** Reads issued so far (for checking read-ahead stays bounded). */
   readsIssued = 0;
@@ -90,8 +92,9 @@ export class DirectReadStream extends Readable {
   override _construct(callback: (error?: Error | null) => void): void {
     const o = this.options;
     open(this.path, { readOnly: true, engine: o.engine })
-      .then((file) => {
+      .then(async (file) => {
         this.file = file;
+        if (!file.direct) this.uncached = await UncachedReader.open(this.path);
         if (file.direct) this.align = Math.max(this.align, file.capabilities.direct.readOffsetAlign);
         this.chunk = alignUp(o.chunk, this.align);
         this.nextOffset = alignDown(o.start, this.align);
@@ -112,28 +115,14 @@ export class DirectReadStream extends Readable {
   private pump(): void {
     if (this.stopped) return;
     if (this.nothingLeft()) {
-      if (this.inFlight.size === 0 && this.ready.size === 0 && !this.ending) {
-        this.ending = true;
-        this.finishReading().then(
-          () => {
-            this.stopped = true;
-            this.push(null);
-          },
-          (err: Error) => this.destroy(err),
-        );
+      if (this.inFlight.size === 0 && this.ready.size === 0) {
+        this.stopped = true;
+        this.push(null);
       }
       return;
     }
-    while (this.wanting && this.inFlight.size < this.options.readAhead && !this.nothingLeft()) this.issue();
-  }
-
-  /**
-   * Buffered fallback: reads finish out of order, so a later one's readahead
-   * can land behind an earlier one's drop; drop the whole range once more.
-   */
-  private async finishReading(): Promise<void> {
-    const file = this.file!;
-    if (!file.direct && this.readsIssued > 0) await file.dropCache(alignDown(this.options.start, this.align), 0);
+    // Reads done but not yet handed out (a later one finished first) count against readAhead too.
+    while (this.wanting && this.inFlight.size + this.ready.size < this.options.readAhead && !this.nothingLeft()) this.issue();
   }
 
   private nothingLeft(): boolean {
@@ -150,9 +139,7 @@ export class DirectReadStream extends Readable {
     // This read owns `into` until it settles; then it is handed on, never reused.
     const into = alignedBuffer(length, this.align);
     const read = async (): Promise<Settled> => {
-      const n = await file.read(into, position);
-      // Buffered fallback: drop what this read and the kernel's readahead past it cached.
-      if (!file.direct && n > 0) await file.dropCache(position, 0);
+      const n = await this.readChunk(into, position);
       return { data: this.slice(into, position, n) };
     };
     const tracked: Promise<void> = read()
@@ -163,6 +150,11 @@ export class DirectReadStream extends Readable {
         this.deliver();
       });
     this.inFlight.add(tracked);
+  }
+
+  /** One aligned read: direct, or buffered and dropped from the cache after. */
+  protected readChunk(into: Buffer, position: number): Promise<number> {
+    return this.uncached ? this.uncached.read(into, position) : this.file!.read(into, position);
   }
 
   /** The bytes of [position, position+n) inside [start, limit). */
@@ -195,6 +187,7 @@ export class DirectReadStream extends Readable {
     const settle = async () => {
       while (this.inFlight.size > 0) await Promise.all(this.inFlight);
       this.ready.clear();
+      await this.uncached?.close();
       await this.file?.close();
     };
     settle().then(

@@ -5,6 +5,7 @@ import { open, type DirectFile } from '../file';
 import type { EngineName } from '../types';
 import { checkBoolean, checkOptions, checkPath, typeError } from '../validate';
 import { BlockWriter } from './block-writer';
+import { UncachedReader } from './uncached-reader';
 import { alignUp, checkChunkSize, checkEngine, checkInFlight, checkMode, checkSignal, DEFAULT_IN_FLIGHT } from './options';
 
 const READ_CHUNK = 4 * 1024 * 1024;
@@ -30,14 +31,17 @@ export async function readFile(path: string, options?: ReadFileOptions): Promise
   const signal = checkSignal(o.signal, 'options.signal');
   signal?.throwIfAborted();
   const file = await open(p, { readOnly: true, engine });
+  let uncached: UncachedReader | undefined;
   try {
-    return await readWhole(file, readAhead, signal);
+    if (!file.direct) uncached = await UncachedReader.open(p);
+    return await readWhole(file, uncached, readAhead, signal);
   } finally {
+    await uncached?.close();
     await file.close();
   }
 }
 
-async function readWhole(file: DirectFile, readAhead: number, signal: AbortSignal | undefined): Promise<Buffer> {
+async function readWhole(file: DirectFile, uncached: UncachedReader | undefined, readAhead: number, signal: AbortSignal | undefined): Promise<Buffer> {
   const size = file.size;
   if (size === 0) return Buffer.alloc(0);
   const align = Math.max(4096, file.direct ? file.capabilities.direct.readOffsetAlign : 0);
@@ -51,8 +55,8 @@ async function readWhole(file: DirectFile, readAhead: number, signal: AbortSigna
       const position = next;
       const length = Math.min(READ_CHUNK, into.byteLength - position);
       next += length;
-      const n = await file.read(into.subarray(position, position + length), position);
-      if (!file.direct && n > 0) await file.dropCache(position, 0); // and the kernel's readahead past it
+      const view = into.subarray(position, position + length);
+      const n = uncached ? await uncached.read(view, position) : await file.read(view, position);
       if (n < length) shortAt = Math.min(shortAt, position + n);
     }
   };
@@ -61,7 +65,6 @@ async function readWhole(file: DirectFile, readAhead: number, signal: AbortSigna
   const results = await Promise.allSettled(workers);
   const failed = results.find((r): r is PromiseRejectedResult => r.status === 'rejected');
   if (failed) throw failed.reason;
-  if (!file.direct) await file.dropCache(0, 0); // readahead of reads that finished out of order
   return into.subarray(0, Math.min(size, shortAt));
 }
 
