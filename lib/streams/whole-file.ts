@@ -125,7 +125,10 @@ export async function writeInto(file: DirectFile, data: Uint8Array, o: ResolvedW
     chunk: o.chunk,
     writeBehind: o.writeBehind,
     size: data.byteLength,
-    preallocate: true,
+    // Preallocating lets several writes run at once; data that fits in one
+    // write gains nothing from it and pays a fallocate and the conversion of
+    // the unwritten extent (about 3 ms of a 4 KiB replace on ext4, measured).
+    preallocate: data.byteLength > o.chunk,
     dsync: o.dsync,
     flush,
   });
