@@ -276,6 +276,34 @@ for (const fsName of ['ext4', 'xfs', 'ext4Journal', 'tmpfs'] as const) {
       expect(wfile!.closed).toBe(true);
     });
 
+    it('an aborted signal destroys either stream with an AbortError once its I/O has settled', async () => {
+      const src = path.join(dir, `src-${5 * MiB + 4097}`);
+      const ac = new AbortController();
+      const rs = createReadStream(src, { highWaterMark: 64 * KiB, readAhead: 8, signal: ac.signal });
+      rs.once('data', () => ac.abort());
+      await expect(collect(rs)).rejects.toMatchObject({ name: 'AbortError' });
+      // 'error' is emitted only after _destroy finished, so nothing is in flight by then.
+      expect(rs.inFlightCount).toBe(0);
+      expect(rs.readsIssued).toBeLessThan(Math.ceil((5 * MiB) / (64 * KiB)));
+
+      const wc = new AbortController();
+      const ws = createWriteStream(path.join(dir, 'aborted'), { highWaterMark: 64 * KiB, signal: wc.signal });
+      // A paced producer (1000 pieces, 1 ms apart) is still writing when the signal fires.
+      const piece = randomBytes(10_007);
+      const paced = Readable.from(
+        (async function* () {
+          for (let i = 0; i < 1000; i++) {
+            yield piece;
+            await sleep(1);
+          }
+        })(),
+      );
+      const writing = pipeline(paced, ws);
+      setTimeout(() => wc.abort(), 30);
+      await expect(writing).rejects.toMatchObject({ name: 'AbortError' });
+      expect(ws.stats.inFlight).toBe(0);
+    });
+
     it('replaceFile: whole new content, target mode kept, no temp file left, page cache untouched', async () => {
       const p = path.join(dir, 'config.json');
       await replaceFile(p, 'first');
