@@ -50,6 +50,8 @@ export class BlockWriter {
   /** File size when writing began: bytes below it that we do not write are kept. */
   private readonly originalSize: number;
   private readonly inFlight = new Set<Promise<void>>();
+  /** Staging buffers whose writes have settled, for reuse: no fresh 1 MiB allocation (and page faults) per block. */
+  private readonly spare: Buffer[] = [];
   private stage: Buffer | undefined;
   /** Where the stage's first byte goes, how many bytes it holds and how many it can hold. */
   private stagePos: number;
@@ -101,7 +103,7 @@ export class BlockWriter {
     this.throwIfFailed();
     let offset = 0;
     while (offset < data.byteLength) {
-      this.stage ??= alignedBuffer(this.chunk, this.align);
+      this.stage ??= this.spare.pop() ?? alignedBuffer(this.chunk, this.align);
       const n = Math.min(this.capacity - this.fill, data.byteLength - offset);
       this.stage.set(data.subarray(offset, offset + n), this.fill);
       this.fill += n;
@@ -123,8 +125,8 @@ export class BlockWriter {
       const padded = this.stagePos % this.align === 0 && tailEnd >= this.originalSize;
       const length = padded ? alignUp(this.fill, this.align) : this.fill;
       stage.fill(0, this.fill, length);
-      await this.issue(stage.subarray(0, length), this.stagePos, this.fill);
       this.stage = undefined;
+      await this.issue(stage, length, this.stagePos, this.fill);
       this.fill = 0;
       await this.settle();
       this.throwIfFailed();
@@ -161,11 +163,12 @@ export class BlockWriter {
     this.stagePos += length;
     this.fill = 0;
     this.capacity = this.chunk;
-    await this.issue(stage.subarray(0, length), position, length);
+    await this.issue(stage, length, position, length);
   }
 
-  /** Starts one write of `block` at `position` (`counted` of its bytes are data, the rest padding). */
-  private async issue(block: Buffer, position: number, counted: number): Promise<void> {
+  /** Starts one write of the first `length` bytes of `stage` at `position` (`counted` of them are data, the rest padding). */
+  private async issue(stage: Buffer, length: number, position: number, counted: number): Promise<void> {
+    const block = stage.subarray(0, length);
     while (this.inFlight.size >= this.opts.writeBehind) await Promise.race(this.inFlight);
     this.throwIfFailed();
     await this.growAhead(position + block.byteLength);
@@ -182,7 +185,11 @@ export class BlockWriter {
         this.opts.onError?.(error);
       },
     );
-    const tracked = done.finally(() => this.inFlight.delete(tracked));
+    const tracked = done.finally(() => {
+      this.inFlight.delete(tracked);
+      // Settled: the kernel is done with it. A whole stage goes back for the next block.
+      if (stage.byteLength === this.chunk && this.spare.length <= this.opts.writeBehind) this.spare.push(stage);
+    });
     this.inFlight.add(tracked);
   }
 
