@@ -99,6 +99,8 @@ function imageSizeMiB(fsName: FsName, workloads: readonly Workload[], opts: Benc
     workloads.some((w) => w.kind === 'append') ? opts.appendCapMiB : 0,
     workloads.some((w) => w.kind === 'cached') ? opts.bufferedMiB : 0,
   );
+  // The copy row: a source of the file's size (+ 4097 bytes) and its copy.
+  if (workloads.some((w) => w.kind === 'copy')) mib += 2 * opts.fileMiB + 2;
   mib += fresh + 256 + Math.ceil(mib / 10);
   mib = Math.max(mib, 512); // mkfs.xfs needs at least 300 MiB
   return Math.ceil(mib / 64) * 64;
@@ -110,7 +112,8 @@ function neededBytes(workloads: readonly Workload[], opts: BenchOptions): number
     workloads.some((w) => w.kind === 'append') ? opts.appendCapMiB : 0,
     workloads.some((w) => w.kind === 'cached') ? opts.bufferedMiB : 0,
   );
-  return (shared + fresh + 64) * MiB;
+  const copy = workloads.some((w) => w.kind === 'copy') ? 2 * opts.fileMiB + 2 : 0;
+  return (shared + fresh + copy + 64) * MiB;
 }
 
 function timestamp(d: Date): string {
