@@ -23,6 +23,7 @@ import { pipeline } from 'node:stream/promises';
 import { promisify } from 'node:util';
 import { createReadStream, createWriteStream, open, replaceFile, type EngineName } from '../library';
 import { cachedPages } from '../environment';
+import { cpuSince } from '../drive';
 import { LatencyRecorder } from '../stats';
 import { Unsupported, type RunContext, type RunResult } from '../types';
 import type { ContenderId } from '../workloads';
@@ -77,6 +78,7 @@ export async function runCopy(c: ContenderId, ctx: RunContext): Promise<RunResul
   const dst = path.join(ctx.target.dir, 'bench-copy-dst.dat');
   fs.rmSync(dst, { force: true });
   await dropFromCache(src);
+  const cpuStart = process.cpuUsage();
   const started = process.hrtime.bigint();
   switch (c) {
     case 'odirect-uring':
@@ -105,6 +107,8 @@ export async function runCopy(c: ContenderId, ctx: RunContext): Promise<RunResul
       throw new Unsupported(`${c} has no copy row`);
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  // cp runs in a child process: its CPU is not this process's, so none is claimed for it.
+  const cpu = c === 'cp' ? null : cpuSince(cpuStart);
   const copied = fs.statSync(dst).size;
   if (copied !== size) throw new Error(`the copy is ${copied} bytes, the source ${size}`);
   const srcPages = cachedPages(src, ctx.tools.fincore);
@@ -118,6 +122,7 @@ export async function runCopy(c: ContenderId, ctx: RunContext): Promise<RunResul
     p50Ns: null,
     p99Ns: null,
     pagesLeft: both,
+    cpu,
     notes: [`pages left: source ${srcPages ?? '?'}, copy ${dstPages ?? '?'}`],
     details: { bytes: size, sourcePages: srcPages, copyPages: dstPages },
   };
@@ -146,6 +151,7 @@ export async function runReplace(c: ContenderId, ctx: RunContext): Promise<RunRe
   await replace(data); // the target exists from the start, as when a config is replaced
   const latency = new LatencyRecorder();
   const deadline = process.hrtime.bigint() + BigInt(Math.round(ctx.seconds * 1e9));
+  const cpuStart = process.cpuUsage();
   const started = process.hrtime.bigint();
   let ops = 0;
   for (let now = started; now < deadline; ) {
@@ -157,8 +163,9 @@ export async function runReplace(c: ContenderId, ctx: RunContext): Promise<RunRe
     ops++;
   }
   const seconds = Number(process.hrtime.bigint() - started) / 1e9;
+  const cpu = cpuSince(cpuStart);
   const pagesLeft = cachedPages(file, ctx.tools.fincore);
   fs.rmSync(file, { force: true });
   const [p50, p99] = latency.percentiles([50, 99]);
-  return { ops, bytes: ops * data.length, seconds, p50Ns: p50 ?? null, p99Ns: p99 ?? null, pagesLeft };
+  return { ops, bytes: ops * data.length, seconds, p50Ns: p50 ?? null, p99Ns: p99 ?? null, pagesLeft, cpu };
 }
