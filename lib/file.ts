@@ -3,6 +3,7 @@
 // → ordering → engine → fallback. Each step's policy lives in policies/.
 import { C, native } from './native';
 import type { Engine } from './engines/engine';
+import { assertViewUnchanged } from './engines/caller-memory';
 import { selectEngine } from './engines/select';
 import { AtomicWriteError, OdirectError, UnsupportedError, withContext } from './errors';
 import { alignmentError, findMisalignment, type Misalignment } from './policies/alignment';
@@ -528,8 +529,10 @@ export class DirectFile {
     const span = alignedSpan(position, length, align);
     const bounce = bouncePool.acquire(span.end - span.start);
     try {
+      const intoLength = into.byteLength;
       const n = await this.io.readv(this.fd, [bounce], span.start, 0);
       const available = Math.max(0, Math.min(length, span.start + n - position));
+      assertViewUnchanged(into, intoLength); // detached or shrunk while the read ran: a typed error
       into.set(bounce.subarray(position - span.start, position - span.start + available));
       return available;
     } finally {
