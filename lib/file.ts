@@ -14,7 +14,7 @@ import { bouncePool } from './policies/bounce-pool';
 import { writeCached } from './policies/cache';
 import { finishBuffered, skipBytes } from './policies/fallback';
 import { OrderingGate } from './policies/ordering';
-import { RangeLock } from './policies/range-lock';
+import { sharedRangeLock, type RangeLock } from './policies/range-lock';
 import { alignedSpan, gather, partialBlocks, type Span } from './policies/rmw';
 import { writeBackAndDrop } from './policies/writeback';
 import { probeOpenFile } from './probe';
@@ -152,10 +152,12 @@ export class DirectFile {
   private readonly alignmentMode: AlignmentMode;
   private readonly fallbackMode: FallbackMode;
   private readonly gate: OrderingGate;
-  private readonly locks = new RangeLock();
+  /** Shared with every handle on this file in this process (policies/range-lock.ts). */
+  private readonly locks: RangeLock;
+  private readonly unshareLocks: () => void;
   private closing: Promise<void> | undefined;
 
-  private constructor(r: ResolvedOpen, fd: number, direct: boolean, caps: Capabilities, io: Engine) {
+  private constructor(r: ResolvedOpen, fd: number, direct: boolean, caps: Capabilities, io: Engine, fileKey: string) {
     this.path = r.path;
     this.fd = fd;
     this.direct = direct;
@@ -168,6 +170,7 @@ export class DirectFile {
     this.alignmentMode = r.alignment;
     this.fallbackMode = r.fallback;
     this.gate = new OrderingGate(caps.size);
+    ({ lock: this.locks, unshare: this.unshareLocks } = sharedRangeLock(fileKey));
   }
 
   get engine(): EngineName {
@@ -201,7 +204,10 @@ export class DirectFile {
           path: r.path,
         });
       }
-      opened = new DirectFile(r, fd, direct, caps, io);
+      const st = await native.statx(fd);
+      // A block device is the same device through any node; a file is its device and inode.
+      const fileKey = caps.kind === 'blockDevice' ? `block ${st.rdevMajor}:${st.rdevMinor}` : `${st.devMajor}:${st.devMinor} ${st.ino}`;
+      opened = new DirectFile(r, fd, direct, caps, io, fileKey);
       return opened;
     } finally {
       if (!opened) await native.close(fd).catch(() => undefined);
@@ -615,8 +621,12 @@ export class DirectFile {
     this.closing ??= this.gate.exclusive(async () => {
       // The second fd may never have opened (the open failed): then there is nothing to close.
       const buffered = this.bufferedFd ? await this.bufferedFd.catch(() => -1) : -1;
-      if (buffered >= 0 && buffered !== this.fd) await native.close(buffered).catch(() => undefined);
-      await native.close(this.fd);
+      try {
+        if (buffered >= 0 && buffered !== this.fd) await native.close(buffered).catch(() => undefined);
+        await native.close(this.fd);
+      } finally {
+        this.unshareLocks();
+      }
     });
     return this.closing;
   }
