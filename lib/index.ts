@@ -5,6 +5,7 @@ export { alignedBuffer, isMemoryAligned } from './aligned';
 export { registeredBuffer, releaseBuffer } from './registered';
 export { OdirectError, AtomicWriteError, AlignmentError, UnsupportedError } from './errors';
 export { ArgumentError } from './validate';
+export { openLog, DurableLog, LogCorruptError, type LogOptions, type LogStats, type LogRecord, type ReplayOptions } from './log';
 export type {
   Capabilities,
   DirectIoCapabilities,
