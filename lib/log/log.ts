@@ -114,6 +114,8 @@ interface Resolved {
   maxBatchesInFlight: number;
   segmentsAhead: number;
   engine: 'auto' | EngineName;
+  /** options.segmentSize was given (else an existing log keeps its segments' size). */
+  segmentSizeGiven: boolean;
 }
 
 function intOption(o: Record<string, unknown>, name: string, min: number, max: number, fallback: number): number {
@@ -142,7 +144,17 @@ function resolveOptions(dir: unknown, options: unknown): Resolved {
         `(${batchCapacity(maxBatchBytes, maxRecordSize)} bytes for maxBatchBytes ${maxBatchBytes}, maxRecordSize ${maxRecordSize})`,
     );
   }
-  return { dir: path.resolve(dir), create, segmentSize, maxRecordSize, maxBatchBytes, maxBatchesInFlight, segmentsAhead, engine };
+  return {
+    dir: path.resolve(dir),
+    create,
+    segmentSize,
+    maxRecordSize,
+    maxBatchBytes,
+    maxBatchesInFlight,
+    segmentsAhead,
+    engine,
+    segmentSizeGiven: o.segmentSize !== undefined,
+  };
 }
 
 /** Bytes of one batch buffer: its frame, the records it may gather (or one largest record), padded to the block. */
@@ -305,6 +317,10 @@ export class DurableLog {
 
     let tail: ChainEnd | undefined;
     const tailSegment = entered[entered.length - 1];
+    if (tailSegment && !o.segmentSizeGiven && tailSegment.size >= BLOCK + batchCapacity(o.maxBatchBytes, o.maxRecordSize)) {
+      o.segmentSize = tailSegment.size;
+      files.segmentSize = tailSegment.size;
+    }
     if (tailSegment) {
       const f = await openSegmentFile(files, tailSegment.index, true);
       try {
