@@ -569,18 +569,16 @@ export class DurableLog {
     this.inFlight.push(b);
     this.counters.bytesWritten += padded;
     this.counters.paddingBytes += padded - b.used;
-    let out = b.buf.subarray(0, padded);
     if (this.hooks.acknowledgeBeforeWrite) {
-      // The mutation: the batch counts as durable before its write even starts.
-      const copy = alignedBuffer(padded);
-      copy.set(out);
-      out = copy;
-      b.state = 'written';
-      queueMicrotask(() => this.drain());
+      // The mutation: the appends resolve as the write is issued, not when it is durable.
+      const early = b.appends.splice(0);
+      queueMicrotask(() => {
+        for (const p of early) p.resolve({ sequence: p.sequence });
+      });
     }
-    segment.file!.write(out, position, { dsync: true }).then(
+    segment.file!.write(b.buf.subarray(0, padded), position, { dsync: true }).then(
       () => {
-        if (b.state === 'writing') b.state = 'written';
+        b.state = 'written';
         this.drain();
       },
       (err: unknown) => {
