@@ -124,6 +124,10 @@ const runners: Record<Exclude<LogContender, 'fio-append-dsync' | 'fio-overwrite-
   async 'odirect-log'(dir, appenders, recordBytes, o) {
     const log = await openLog(dir, { create: true });
     try {
+      // The next segment is prepared (written with zeros) in the background right after open;
+      // in steady state that happens once per 64 MiB appended. Start the clock once it is done,
+      // so the run measures the append path, not the one-off preparation.
+      for (let waited = 0; log.stats.segmentsPrepared < 1 && waited < 60_000; waited += 20) await new Promise((r) => setTimeout(r, 20));
       const d = await drive(appenders, o, recordBytes, (_a, _i, r) => log.append(r));
       const s = log.stats;
       return { ...d, details: { batches: s.batches, largestBatch: s.largestBatch, appendsPerBatch: s.appends / Math.max(1, s.batches), paddingBytes: s.paddingBytes, waited: s.waited } };
@@ -232,9 +236,11 @@ async function runFioAppend(dir: string, recordBytes: number, o: LogBenchOptions
   const r = await runCommand(fio, args, (o.seconds + 120) * 1000);
   const at = r.stdout.indexOf('{');
   if (r.code !== 0 || at < 0) throw new Error(`fio exit ${r.code}: ${(r.stderr || r.stdout).trim().split('\n').slice(-2).join(' | ')}`);
-  const job = (JSON.parse(r.stdout.slice(at)) as { jobs: Array<{ write: { runtime: number; total_ios: number; lat_ns?: { percentile?: Record<string, number> } } }> }).jobs[0]!;
+  type Lat = { percentile?: Record<string, number> };
+  const job = (JSON.parse(r.stdout.slice(at)) as { jobs: Array<{ write: { runtime: number; total_ios: number; lat_ns?: Lat; clat_ns?: Lat } }> }).jobs[0]!;
   const latency = new LatencyRecorder();
-  const p = job.write.lat_ns?.percentile ?? {};
+  // fio gives percentiles of completion latency (clat) by default; psync submission is part of it.
+  const p = job.write.lat_ns?.percentile ?? job.write.clat_ns?.percentile ?? {};
   return {
     appends: job.write.total_ios,
     seconds: job.write.runtime / 1000,
