@@ -70,8 +70,9 @@ export interface LogStats {
   waited: number;
   /** Batches being written now. */
   inFlight: number;
-  /** Segment files holding records, and prepared ones. */
+  /** Segment files holding records. */
   segments: number;
+  /** Segments prepared ahead of the one appends go to (written with zeros, ready to take batches). */
   segmentsPrepared: number;
   /** Oldest sequence kept (after truncateBefore), or the next one if the log is empty. */
   firstSequence: number;
@@ -762,7 +763,7 @@ export class DurableLog {
       ...this.counters,
       inFlight: this.inFlight.length,
       segments: this.segments.length,
-      segmentsPrepared: this.ready.length + (this.active.first === undefined ? 1 : 0),
+      segmentsPrepared: this.ready.length,
       firstSequence: this.firstSequence,
       lastSequence: this.durableThrough,
       openedClean: this.openedClean,
