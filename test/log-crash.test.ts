@@ -134,6 +134,7 @@ for (const kind of ['ext4', 'xfs'] as const) {
       expect(report.cycles).toBe(CYCLES);
       expect(report.acknowledged).toBeGreaterThan(CYCLES * 50);
       expect(report.failedAfterShutdown).toBeGreaterThan(0); // appends really were in flight at each shutdown
+      expect(report.segmentsRecycled).toBeGreaterThan(0); // retired segments, old batches in them, were reused
       expect(report).toMatchObject({ lost: 0, unwritten: 0 });
       fs.rmSync(path.join(s.mountpoint!, 'log'), { recursive: true, force: true });
     }, 300_000);

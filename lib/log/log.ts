@@ -31,6 +31,7 @@ import {
   prepareSegment,
   readHeader,
   segmentName,
+  spareName,
   syncDir,
   writeHeader,
   SegmentReader,
@@ -68,6 +69,8 @@ export interface LogStats {
   paddingBytes: number;
   /** Appends that waited for room: the bytes in flight were at their bound. */
   waited: number;
+  /** Segments reused after truncateBefore retired them (a header write instead of writing zeros over a new file). */
+  segmentsRecycled: number;
   /** Batches being written now. */
   inFlight: number;
   /** Segment files holding records. */
@@ -209,6 +212,8 @@ export class DurableLog {
   private active: Segment;
   private cursor: number;
   private readonly ready: Segment[];
+  /** Retired segments (truncateBefore) kept to be reused instead of preparing new files. */
+  private readonly spares: string[];
   private nextIndex: number;
   private preparing: Promise<void> | undefined;
   private prepareError: unknown;
@@ -236,6 +241,7 @@ export class DurableLog {
     bytesWritten: 0,
     paddingBytes: 0,
     waited: 0,
+    segmentsRecycled: 0,
   };
   private readonly openedClean: boolean;
 
@@ -249,6 +255,7 @@ export class DurableLog {
     ready: Segment[];
     nextIndex: number;
     previousRun: number | undefined;
+    spares: string[];
     durableThrough: number;
     firstSequence: number;
     openedClean: boolean;
@@ -262,6 +269,7 @@ export class DurableLog {
     this.cursor = init.cursor;
     this.ready = init.ready;
     this.nextIndex = init.nextIndex;
+    this.spares = init.spares;
     this.run = newSalt(init.previousRun);
     this.durableThrough = init.durableThrough;
     this.nextSequence = init.durableThrough + 1;
@@ -284,7 +292,7 @@ export class DurableLog {
       await syncDir(path.dirname(o.dir));
     }
     const files: SegmentFileOptions = { dir: o.dir, segmentSize: o.segmentSize, blockSize: BLOCK, engine: o.engine };
-    const { indexes, leftovers } = await listSegments(o.dir);
+    const { indexes, leftovers, spares } = await listSegments(o.dir);
     for (const name of leftovers) await fsp.rm(path.join(o.dir, name), { force: true });
     if (indexes.length === 0 && !o.create) {
       throw new OdirectError('ENOENT', `ENOENT: ${o.dir} holds no log segments (options.create is false)`, { path: o.dir });
@@ -380,6 +388,12 @@ export class DurableLog {
       ready.push({ index: r.index, salt: header.salt, size: r.size, file: f });
     }
     const nextIndex = (indexes[indexes.length - 1] ?? 0) + 1;
+    // Spares are reused only with the size new segments get.
+    for (const spare of spares.splice(0)) {
+      const st = await fsp.stat(spare).catch(() => undefined);
+      if (st?.size === o.segmentSize) spares.push(spare);
+      else await fsp.rm(spare, { force: true });
+    }
     let active: Segment;
     let cursor: number;
     if (tailSegment) {
@@ -405,6 +419,7 @@ export class DurableLog {
       ready,
       nextIndex: Math.max(nextIndex, active.index + 1),
       previousRun: tail?.run,
+      spares,
       durableThrough: next - 1,
       firstSequence: entered[0]?.first ?? next,
       openedClean,
@@ -529,7 +544,8 @@ export class DurableLog {
     if (this.preparing || this.closing || this.failure || this.ready.length >= this.o.segmentsAhead) return;
     const index = this.nextIndex++;
     this.prepareError = undefined;
-    this.preparing = prepareSegment(this.files, index).then(
+    const spare = this.spares.shift();
+    this.preparing = prepareSegment(this.files, index, spare).then(
       ({ file, header }) => {
         this.preparing = undefined;
         if (this.closing || this.failure) {
@@ -537,6 +553,7 @@ export class DurableLog {
           return;
         }
         this.ready.push({ index, salt: header.salt, size: header.segmentSize, file });
+        if (spare) this.counters.segmentsRecycled++;
         this.prepareAhead();
         this.pump();
       },
@@ -751,10 +768,19 @@ export class DurableLog {
     while (this.segments.length > 1 && this.segments[1]!.first! <= seq && this.segments[0] !== this.active) {
       const seg = this.segments.shift()!;
       this.firstSequence = this.segments[0]!.first!;
-      await fsp.rm(path.join(this.dir, segmentName(seg.index)), { force: true });
+      const file = path.join(this.dir, segmentName(seg.index));
+      // Kept for reuse (up to segmentsAhead + 1 of them) when it has the size new segments get.
+      if (this.spares.length <= this.o.segmentsAhead && seg.size === this.o.segmentSize) {
+        const spare = spareName(this.dir, seg.index);
+        await fsp.rename(file, spare);
+        this.spares.push(spare);
+      } else await fsp.rm(file, { force: true });
       removed++;
     }
-    if (removed > 0) await syncDir(this.dir);
+    if (removed > 0) {
+      await syncDir(this.dir);
+      this.prepareAhead();
+    }
     return { segmentsRemoved: removed, firstSequence: this.firstSequence };
   }
 

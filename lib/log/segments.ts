@@ -12,6 +12,7 @@ import type { SegmentBytes } from './recovery';
 
 const SUFFIX = '.odlog';
 const PREP_PREFIX = '.prep-';
+const SPARE_PREFIX = '.spare-';
 /** Zeros are written in pieces of this size while a segment is prepared. */
 const ZERO_CHUNK = 1 << 20;
 /** Reads of a segment go through a window of at least this much. */
@@ -21,17 +22,24 @@ export function segmentName(index: number): string {
   return `${String(index).padStart(16, '0')}${SUFFIX}`;
 }
 
-/** Indexes of the segment files in `dir`, ascending, and leftovers of an interrupted preparation. */
-export async function listSegments(dir: string): Promise<{ indexes: number[]; leftovers: string[] }> {
+/** Indexes of the segment files in `dir`, ascending; leftovers of an interrupted preparation; retired segments kept for reuse. */
+export async function listSegments(dir: string): Promise<{ indexes: number[]; leftovers: string[]; spares: string[] }> {
   const names = await fsp.readdir(dir);
   const indexes: number[] = [];
   const leftovers: string[] = [];
+  const spares: string[] = [];
   for (const name of names) {
     if (name.startsWith(PREP_PREFIX)) leftovers.push(name);
+    else if (name.startsWith(SPARE_PREFIX)) spares.push(path.join(dir, name));
     else if (/^\d{16}\.odlog$/.test(name)) indexes.push(Number(name.slice(0, 16)));
   }
   indexes.sort((a, b) => a - b);
-  return { indexes, leftovers };
+  return { indexes, leftovers, spares };
+}
+
+/** The name a retired segment waits under until it is reused. */
+export function spareName(dir: string, index: number): string {
+  return path.join(dir, `${SPARE_PREFIX}${segmentName(index)}`);
 }
 
 export function newSalt(avoid?: number): number {
@@ -85,7 +93,8 @@ export async function writeHeader(f: DirectFile, o: SegmentFileOptions, index: n
  * place and the directory synced. An interrupted preparation leaves only a
  * .prep- file, removed on the next open.
  */
-export async function prepareSegment(o: SegmentFileOptions, index: number): Promise<{ file: DirectFile; header: SegmentHeader }> {
+export async function prepareSegment(o: SegmentFileOptions, index: number, spare?: string): Promise<{ file: DirectFile; header: SegmentHeader }> {
+  if (spare) return recycleSegment(o, index, spare);
   const tmp = path.join(o.dir, `${PREP_PREFIX}${segmentName(index)}`);
   const f = await openSegment(tmp, o, true);
   try {
@@ -104,6 +113,27 @@ export async function prepareSegment(o: SegmentFileOptions, index: number): Prom
   } catch (err) {
     await f.close().catch(() => undefined);
     await fsp.rm(tmp, { force: true }).catch(() => undefined);
+    throw err;
+  }
+}
+
+/**
+ * A retired segment made ready again: every block of it was written before
+ * (zeros, then batches), so only its header changes: a new index and a fresh
+ * salt, durable before it is renamed into place. Its old batches then fail
+ * their checksums. A crash before the rename leaves it a spare.
+ */
+async function recycleSegment(o: SegmentFileOptions, index: number, spare: string): Promise<{ file: DirectFile; header: SegmentHeader }> {
+  const f = await openSegment(spare, o, false);
+  try {
+    if (f.size !== o.segmentSize) throw new Error(`spare segment ${spare} is ${f.size} bytes, not ${o.segmentSize}`);
+    const header = await writeHeader(f, o, index);
+    await fsp.rename(spare, path.join(o.dir, segmentName(index)));
+    await syncDir(o.dir);
+    return { file: f, header };
+  } catch (err) {
+    await f.close().catch(() => undefined);
+    await fsp.rm(spare, { force: true }).catch(() => undefined);
     throw err;
   }
 }

@@ -30,6 +30,8 @@ export interface LogCrashReport {
   recoveredUnacknowledged: number;
   lost: number;
   unwritten: number;
+  /** Segments reused after retention (stale batches under an old salt in them). */
+  segmentsRecycled: number;
   examples: string[];
 }
 
@@ -72,7 +74,7 @@ export async function runLogCrashCycles(target: CrashTarget, o: LogCrashOptions)
   const appenders = o.appenders ?? 16;
   const runMs = o.runMs ?? 150;
   const options: LogOptions = { segmentSize: 1 << 20, maxBatchBytes: 64 << 10, maxRecordSize: 16 << 10, ...o.logOptions };
-  const report: LogCrashReport = { cycles: 0, acknowledged: 0, failedAfterShutdown: 0, recoveredUnacknowledged: 0, lost: 0, unwritten: 0, examples: [] };
+  const report: LogCrashReport = { cycles: 0, acknowledged: 0, failedAfterShutdown: 0, recoveredUnacknowledged: 0, lost: 0, unwritten: 0, segmentsRecycled: 0, examples: [] };
   const note = (s: string) => {
     if (report.examples.length < 10) report.examples.push(s);
   };
@@ -107,13 +109,14 @@ export async function runLogCrashCycles(target: CrashTarget, o: LogCrashOptions)
     stopped = true;
     await settleWithin(running, 10_000, 'appends in flight at shutdown');
     await settleWithin(log.close(), 10_000, 'close after shutdown');
+    report.segmentsRecycled += log.stats.segmentsRecycled;
     await target.remount();
 
     // Recovery, then every record judged.
     const again = await DurableLog.open(dir, { engine, ...options });
     let last = 0;
     const keptIds = new Set(kept.values());
-    for await (const { sequence, data } of again.replay({ from: 1 })) {
+    for await (const { sequence, data } of again.replay()) {
       last = sequence;
       const id = identify(data);
       const want = kept.get(sequence);
@@ -142,6 +145,10 @@ export async function runLogCrashCycles(target: CrashTarget, o: LogCrashOptions)
     // Judge the next cycle on its own: what this recovery kept is what must stay.
     for (const s of [...kept.keys()]) if (s > last) kept.delete(s);
     keptThrough = last;
+    // Retention between cycles: retired segments are reused with a fresh salt, so the next
+    // cycles run over segments full of old batches that must never be taken for records.
+    const { firstSequence } = await again.truncateBefore(Math.max(1, last - 300));
+    for (const s of [...kept.keys()]) if (s < firstSequence) kept.delete(s);
     await again.close();
     report.cycles++;
   }
