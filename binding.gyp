@@ -10,6 +10,7 @@
         "native/io.cc",
         "native/memory.cc",
         "native/op.cc",
+        "native/owned.cc",
         "native/stat.cc",
         "native/uring.cc"
       ],
