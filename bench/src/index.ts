@@ -38,7 +38,7 @@ import { layOutFile, runWorkloads, stepsFor, targetCapabilities, type SuiteEnv }
 import { evaluateTargets, TARGET_TEXT } from './targets';
 import type { FsTarget, RowRecord, TargetRecord } from './types';
 import { isOdirect, nodeFsComparison, rowId, selectWorkloads, WORKLOADS, type Workload } from './workloads';
-import { logRatios, renderLogTable, runLogRows, selectLogRows, type LogRatios, type LogRow } from './log';
+import { logRatios, logRowId, renderLogTable, runLogRows, selectLogRows, type LogRatios, type LogRow } from './log';
 
 export { parseOptions } from './options';
 export type { RowRecord, TargetRecord } from './types';
@@ -235,6 +235,9 @@ export async function runBench(argv: string[]): Promise<number> {
   const fsNames: string[] = opts.dir ? ['<fs of --dir>'] : opts.fs;
   if (opts.list) {
     for (const w of WORKLOADS) process.stdout.write(`${opts.fs.map((f) => rowId(w, f)).join('  ')}    ${w.title}\n`);
+    for (const { appenders, recordBytes } of selectLogRows([], 'fs')) {
+      process.stdout.write(`${opts.fs.map((f) => logRowId(appenders, recordBytes, f)).join('  ')}    log: ${appenders} appender(s), ${recordBytes} B records\n`);
+    }
     return 0;
   }
   if (!opts.dir && opts.filters.length && !selectWorkloads(opts.filters, fsNames).length && !fsNames.some((f) => selectLogRows(opts.filters, f).length)) {
