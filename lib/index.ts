@@ -13,6 +13,7 @@ export { readFile, writeFile } from './streams/whole-file';
 export type { ReadFileOptions, WriteFileOptions } from './streams/whole-file';
 export { replaceFile } from './replace';
 export type { ReplaceFileOptions } from './replace';
+export { openLog, DurableLog, LogCorruptError, type LogOptions, type LogStats, type LogRecord, type ReplayOptions } from './log';
 export type {
   Capabilities,
   DirectIoCapabilities,
