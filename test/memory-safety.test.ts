@@ -116,11 +116,53 @@ describe('residentPages with a huge length (no allocation sized by the caller)',
   });
 });
 
+describe("the bench's interrupt lets go of files without freeing fd numbers", () => {
+  it('fdToDevNull points the fd at /dev/null: its number stays taken, and I/O aimed at it misses the file', () => {
+    const file = path.join(os.tmpdir(), `odirect-devnull-${process.pid}-${Date.now()}`);
+    fs.writeFileSync(file, Buffer.alloc(4096, 1));
+    const fd = native.openSync(file, C.O_RDWR, 0);
+    try {
+      native.fdToDevNull(fd);
+      expect(fs.readlinkSync(`/proc/self/fd/${fd}`)).toBe('/dev/null');
+      const other = native.openSync(file, C.O_RDONLY, 0);
+      expect(other).not.toBe(fd); // the number was not handed out again
+      native.closeSync(other);
+      expect(native.pwritev2Sync(fd, [Buffer.alloc(4096, 2)], 0, 0)).toBe(4096); // to /dev/null
+      expect(fs.readFileSync(file).equals(Buffer.alloc(4096, 1))).toBe(true);
+    } finally {
+      native.closeSync(fd);
+      fs.rmSync(file, { force: true });
+    }
+  });
+});
+
 describe('io_uring opcode probe', () => {
   it('reports the needed opcodes this kernel lacks (none here: 6.x)', () => {
     const support = native.uringSupport();
     if (support.errno !== 0) return; // no io_uring at all: probe().ioUring says why (uring.test.ts)
     expect(support.missing).toEqual([]);
+  });
+
+  it('a ring without READ/WRITE (5.1–5.5) is not chosen: auto takes the thread pool, probe().ioUring names the opcodes', () => {
+    const script = `
+      const o = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))});
+      const { uringAvailability } = require(${JSON.stringify(path.join(root, 'dist', 'probe', 'uring.js'))});
+      const { selectEngine } = require(${JSON.stringify(path.join(root, 'dist', 'engines', 'select.js'))});
+      let forced;
+      try { selectEngine('uring'); forced = 'chosen'; } catch (e) { forced = e.code; }
+      console.log(JSON.stringify({ avail: uringAvailability(), auto: selectEngine('auto').name, forced }));
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, ODIRECT_SIMULATE_URING_MISSING_OPS: 'READ,WRITE' },
+    });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    expect(out.avail.available).toBe(false);
+    expect(out.avail.reason).toMatch(/IORING_OP_READ, IORING_OP_WRITE/);
+    expect(out.auto).toBe('threadpool');
+    expect(out.forced).toBe('ERR_URING_UNAVAILABLE');
   });
 });
 
