@@ -244,7 +244,14 @@ for (const fsName of ['ext4', 'xfs'] as const) {
             expect(await f.read(backUnaligned, 65536)).toBe(4096);
             expect(Buffer.from(backUnaligned).equals(Buffer.from(unaligned.subarray(0, 4096)))).toBe(true);
             // The raw native forms take them too (they cannot be detached).
-            expect(await native.preadv2(native.openSync(file, C.O_RDONLY, 0), [sharedView(4096, 0)], 0, 0)).toBe(4096);
+            const rawFd = native.openSync(file, C.O_RDONLY, 0);
+            try {
+              const raw = sharedView(4096, 0);
+              expect(await native.preadv2(rawFd, [raw], 0, 0)).toBe(4096);
+              expect(Buffer.from(raw).equals(Buffer.from(aligned.subarray(0, 4096)))).toBe(true);
+            } finally {
+              native.closeSync(rawFd);
+            }
           } finally {
             await f.close();
           }
