@@ -339,6 +339,37 @@ for (const fsName of ['ext4', 'xfs'] as const) {
       }
     });
 
+    it('a worker that exits with io_uring reads in flight tears its ring down without harm (teardown waits, then frees)', async () => {
+      const file = path.join(dir, 'worker-exit');
+      const f = await open(file, { create: true, truncate: true, engine: 'uring' });
+      await f.write(fill(alignedBuffer(8 << 20), 16), 0);
+      await f.close();
+      const { Worker } = await import('node:worker_threads');
+      const code = `
+        const o = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))});
+        (async () => {
+          const f = await o.open(${JSON.stringify(file)}, { engine: 'uring' });
+          for (let i = 0; i < 64; i++) f.read(o.alignedBuffer(1 << 20), (i % 8) << 20).catch(() => {});
+          await new Promise((r) => setImmediate(r));
+          process.exit(0); // ends this worker thread with the reads in flight
+        })();
+      `;
+      for (let round = 0; round < 3; round++) {
+        const w = new Worker(code, { eval: true });
+        const exitCode = await new Promise<number>((resolve) => w.once('exit', resolve));
+        expect(exitCode).toBe(0);
+      }
+      // This thread's engine is untouched, and the file holds what was written.
+      const g = await open(file, { engine: 'uring' });
+      try {
+        const back = alignedBuffer(1 << 20);
+        expect(await g.read(back, 0)).toBe(1 << 20);
+        expect(back.equals(fill(alignedBuffer(8 << 20), 16).subarray(0, 1 << 20))).toBe(true);
+      } finally {
+        await g.close();
+      }
+    });
+
     it('a submit error that never clears rejects the queued requests (bounded), and their I/O never happens', async () => {
       const { uringEngine } = await import('../lib/engines/uring');
       const engine = uringEngine();
