@@ -340,7 +340,7 @@ describeOnFs('xfs', 'bounce buffers in steady state', (mnt) => {
           }
         };
         await round(); // warm-up: the pool fills
-        const { bouncePool } = await import('../lib/policies/bounce-pool');
+        const { bouncePool } = await import('../lib/mechanisms/bounce-pool');
         const before = bouncePool.allocations;
         const bouncedBefore = f.stats.bounced + f.stats.readModifyWrite;
         await round();

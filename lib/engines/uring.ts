@@ -11,7 +11,7 @@
 import { alignedBuffer } from '../aligned';
 import { C, native } from '../native';
 import type { Engine } from './engine';
-import { FixedArena } from './fixed-arena';
+import { FixedArena } from '../mechanisms/fixed-arena';
 
 interface Request {
   syscall: string;
