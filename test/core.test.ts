@@ -7,24 +7,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { alignedBuffer, open, probe } from '../lib/index';
 import { C, native } from '../lib/native';
 import { ENGINES } from './helpers/engines';
+import { readDirect } from './helpers/read-back';
 import { describeOnFs, uniqueDir } from './helpers/scratch';
 
 function pattern(size: number, seed: number): Buffer {
   const b = alignedBuffer(size);
   for (let i = 0; i < size; i++) b[i] = (i * 31 + seed * 17 + (i >> 9)) & 0xff;
   return b;
-}
-
-/** Reads [position, position+length) with O_DIRECT on a fresh fd: what is on disk, not in a cache. */
-function readDirect(file: string, position: number, length: number): Buffer {
-  const fd = native.openSync(file, C.O_RDONLY | C.O_DIRECT, 0);
-  try {
-    const into = alignedBuffer(length);
-    const n = native.preadv2Sync(fd, [into], position, 0);
-    return into.subarray(0, n);
-  } finally {
-    native.closeSync(fd);
-  }
 }
 
 describeOnFs('xfs', 'probe on XFS', (mnt) => {
