@@ -11,3 +11,4 @@ export {
   sweepStaleScratch,
   type ScratchFs,
 } from '../../dist/scratch/scratchfs.js';
+export { addCleanup, onInterrupt, ORDER } from '../../dist/scratch/exit-cleanup.js';
