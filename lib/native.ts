@@ -65,8 +65,6 @@ export interface NativeBinding {
   syncFileRangeSync(fd: number, offset: Offset, nbytes: Offset, flags: number): number;
   fadvise(fd: number, offset: Offset, length: Offset, advice: number): Promise<number>;
   fadviseSync(fd: number, offset: Offset, length: Offset, advice: number): number;
-  fsShutdown(fd: number, flags: number): Promise<number>;
-  fsShutdownSync(fd: number, flags: number): number;
   pwritev2(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): Promise<number>;
   pwritev2Sync(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): number;
   preadv2(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): Promise<number>;

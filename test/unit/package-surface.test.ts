@@ -22,6 +22,12 @@ describe("require('odirect')", () => {
     expect(offending).toEqual([]);
   });
 
+  it('its addon has no filesystem-shutdown ioctl (that is a separate addon, for verify-atomic and tests)', () => {
+    const script = `const { native } = require(${JSON.stringify(path.join(root, 'dist', 'native.js'))}); process.stdout.write(JSON.stringify(['fsShutdown', 'fsShutdownSync', 'open'].map((k) => typeof native[k])));`;
+    const out = execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual(['undefined', 'undefined', 'function']);
+  });
+
   it('resolves by package name to the same entry point', () => {
     const loaded = loadedModules('odirect');
     expect(loaded).toContain(path.join('dist', 'index.js'));
