@@ -1,6 +1,6 @@
 // Kernel constants and structures newer than Debian 12's headers (linux 6.1 uapi).
 // Every definition is guarded so newer headers win. Values: include/uapi/linux/fs.h,
-// include/uapi/linux/stat.h (see shared kernel-facts §1–§3).
+// include/uapi/linux/stat.h (see docs/kernel-facts.md §1–§3).
 #pragma once
 
 #include <cstddef>

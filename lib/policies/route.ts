@@ -166,7 +166,7 @@ export function fallBack(request: WriteRequest, facts: FileFacts, size: number, 
  * A write through the page cache holds its whole pages exclusively (from the
  * old EOF's page when it extends, since it dirties that page too): a direct
  * write to the same page while it is dirty would collide with it ("Direct I/O
- * collision with buffered writes", and EIO after; docs/kernel-facts.md §7).
+ * collision with buffered writes", and EIO after; docs/kernel-facts.md §9).
  */
 function pageLock(position: number, end: number, size: number, page: number): LockRange {
   const from = end > size ? Math.min(position, size) : position;
@@ -232,7 +232,7 @@ export function readNeedsSize(request: ReadRequest, facts: FileFacts, knownSize:
  * the read lies inside the size this handle knows. A direct read never asks past
  * the block that holds EOF: nothing is there, and on XFS (6.18) a direct read far
  * past EOF after an extending atomic write and a buffered write beyond it fails
- * with EIO (reproduced with raw syscalls; docs/kernel-facts.md §7).
+ * with EIO (reproduced with raw syscalls; docs/kernel-facts.md §9).
  */
 export function decideRead(request: ReadRequest, facts: FileFacts, size: number | undefined): ReadRoute {
   const { into, position } = request;

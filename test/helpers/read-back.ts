@@ -9,7 +9,7 @@ const PAGE = 4096;
 /**
  * Up to `length` bytes at `position` (fewer at end of file). Callers keep reads inside the
  * block that holds EOF: on XFS a direct read reaching further can fail with EIO after atomic
- * and buffered writes (docs/kernel-facts.md §7).
+ * and buffered writes (docs/kernel-facts.md §9).
  */
 export function readDirect(file: string, position: number, length: number): Buffer {
   const fd = native.openSync(file, C.O_RDONLY | C.O_DIRECT, 0);
