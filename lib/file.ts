@@ -11,6 +11,7 @@ import { performRead } from './execute/read';
 import { performWrite } from './execute/write';
 import { writeBackAndDrop } from './execute/writeback';
 import { resolveOpenOptions, resolveWriteOptions, type ResolvedOpen, type ResolvedWrite } from './options';
+import { reopenWithoutDirect } from './policies/open';
 import type { FileFacts, WriteRequest } from './policies/route';
 import { probeOpenFile } from './probe';
 import type { Capabilities, EngineName, FileStats, OpenOptions, WriteOptions, WriteResult } from './types';
@@ -31,7 +32,6 @@ function emptyStats(): FileStats {
   };
 }
 
-const EINVAL = 22;
 const EISDIR = 21;
 const EBADF = 9;
 
@@ -113,7 +113,7 @@ export class DirectFile {
         r.flags |= C.O_DIRECT;
         return fd;
       } catch (err) {
-        if ((err as { errno?: number }).errno !== EINVAL || r.fallback === 'error') throw err;
+        if (!reopenWithoutDirect((err as { errno?: number }).errno, r.fallback)) throw err;
         return await native.open(r.path, r.flags, r.mode);
       }
     } catch (err) {
@@ -159,7 +159,8 @@ export class DirectFile {
       checkEnd(pos, target.byteLength);
       return {
         context: { path: this.path, position: pos, length: target.byteLength },
-        run: () => this.file.gate.run(() => performRead(this.file, { into: target, position: pos }, this.stats)),
+        counted: true,
+        run: () => performRead(this.file, { into: target, position: pos }, this.stats),
       };
     });
   }
@@ -173,8 +174,9 @@ export class DirectFile {
       const dataOnly = checkBoolean(o.dataOnly, 'options.dataOnly') ?? false;
       return {
         context: { path: this.path },
+        counted: true,
         run: async () => {
-          await this.file.gate.run(() => this.file.io.fsync(this.file.fd, dataOnly));
+          await this.file.io.fsync(this.file.fd, dataOnly);
           this.stats.syncs++;
         },
       };
@@ -236,7 +238,7 @@ export class DirectFile {
       const pos = checkPosition(position);
       const len = checkPosition(length, 'length');
       // Counted in flight, so close() cannot free the fd under it.
-      return { run: () => this.file.gate.run(() => native.residentPages(this.file.fd, pos, len)) };
+      return { counted: true, run: () => native.residentPages(this.file.fd, pos, len) };
     });
   }
 
@@ -245,7 +247,7 @@ export class DirectFile {
     return this.call('open', () => {
       const pos = checkPosition(position);
       const len = checkPosition(length, 'length');
-      return { run: () => this.file.gate.run(() => writeBackAndDrop(this.file.io, this.file.fd, pos, len)) };
+      return { counted: true, run: () => writeBackAndDrop(this.file.io, this.file.fd, pos, len) };
     });
   }
 
@@ -253,15 +255,17 @@ export class DirectFile {
    * The one guard of every public method, as node's fsCall: `prepare` checks the
    * arguments (a bad one becomes a rejection before any I/O, as for any async
    * API), then the handle must be open (and writable for `write` access), then
-   * the I/O runs, counted in flight by the ordering gate, and a kernel error
-   * gets the path and range it happened at.
+   * the I/O runs, counted in flight by the ordering gate (writes, allocate and
+   * truncate are ordered by the gate itself), and a kernel error gets the path
+   * and range it happened at.
    */
   private async call<T>(access: Access, prepare: () => Call<T>): Promise<T> {
-    const { run, context } = prepare();
+    const { context, counted, run: io } = prepare();
     if (this.closing) throw new OdirectError('EBADF', `EBADF: ${this.path} is closed`, { errno: EBADF, path: this.path });
     if (access === 'write' && this.readOnly) {
       throw new OdirectError('EBADF', `EBADF: ${this.path} was opened read-only`, { errno: EBADF, path: this.path });
     }
+    const run = counted ? () => this.file.gate.run(io) : io;
     if (!context) return run();
     try {
       return await run();
@@ -275,6 +279,8 @@ export class DirectFile {
 interface Call<T> {
   run: () => Promise<T>;
   context?: ErrorContext;
+  /** Counted in flight (truncate and close wait for it); ordered calls are counted by the gate already. */
+  counted?: boolean;
 }
 
 export function open(path: string, options?: OpenOptions): Promise<DirectFile> {

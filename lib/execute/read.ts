@@ -1,6 +1,6 @@
 // Doing a read: decide its route (policies/route.ts), run it, retry once clamped on EIO.
 import { bouncePool } from '../mechanisms/bounce-pool';
-import { decideRead, readNeedsSize, type ReadRequest, type ReadRoute } from '../policies/route';
+import { countRead, decideRead, readNeedsSize, type ReadRequest, type ReadRoute } from '../policies/route';
 import type { FileStats } from '../types';
 import type { FileContext } from './context';
 
@@ -11,6 +11,7 @@ export async function performRead(file: FileContext, request: ReadRequest, stats
   const size = readNeedsSize(request, file.facts, file.size.value) ? file.statSize() : undefined;
   const route = decideRead(request, file.facts, size);
   if (route.kind === 'refused') throw route.error;
+  const attempts: ReadRoute['kind'][] = [route.kind];
   let n: number;
   try {
     n = await executeRead(file, request, route);
@@ -20,12 +21,10 @@ export async function performRead(file: FileContext, request: ReadRequest, stats
     if ((err as { errno?: number }).errno !== EIO || route.kind === 'buffered') throw err;
     const clamped = decideRead(request, file.facts, file.statSize());
     if (clamped.kind === 'refused' || clamped.length >= route.length) throw err;
+    attempts.push(clamped.kind);
     n = await executeRead(file, request, clamped);
-    if (clamped.kind === 'bounced') stats.bounced++;
   }
-  if (route.kind === 'bounced') stats.bounced++;
-  stats.reads++;
-  stats.bytesRead += n;
+  countRead(stats, attempts, n);
   return n;
 }
 

@@ -219,6 +219,13 @@ export type ReadRoute =
   | { kind: 'empty'; length: 0 }
   | { kind: 'refused'; error: OdirectError };
 
+/** How a read counts in FileStats: once, and once more as bounced for each bounced attempt (a retry is a second). */
+export function countRead(stats: FileStats, attempts: readonly ReadRoute['kind'][], bytes: number): void {
+  for (const kind of attempts) if (kind === 'bounced') stats.bounced++;
+  stats.reads++;
+  stats.bytesRead += bytes;
+}
+
 /**
  * Whether a read's end needs the real size: past the size this handle knows, a
  * read is clamped to the block holding EOF, and the known size may be stale.

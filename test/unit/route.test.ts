@@ -7,6 +7,7 @@ import { alignedBuffer } from '../../lib/aligned';
 import { AlignmentError, AtomicWriteError, UnsupportedError } from '../../lib/errors';
 import { C } from '../../lib/native';
 import {
+  countRead,
   countWrite,
   decideRead,
   decideWrite,
@@ -218,6 +219,15 @@ describe('countWrite: one table keyed by the route', () => {
     const stats = zero();
     countWrite(stats, outcome, 100);
     expect(stats).toEqual({ ...zero(), ...counts, bytesWritten: 100 });
+  });
+});
+
+describe('countRead', () => {
+  it('counts a read once, and each bounced attempt as bounced', () => {
+    const stats = { direct: 0, buffered: 0, bufferedFallback: 0, bounced: 0, readModifyWrite: 0, atomic: 0, reads: 0, bytesWritten: 0, bytesRead: 0, syncs: 0 };
+    countRead(stats, ['bounced', 'bounced'], 100);
+    countRead(stats, ['direct'], 4096);
+    expect(stats).toMatchObject({ reads: 2, bounced: 2, bytesRead: 4196 });
   });
 });
 
