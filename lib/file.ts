@@ -142,13 +142,13 @@ export class DirectFile {
     });
   }
 
-  private writeRequest(chunks: Uint8Array[], position: number, w: ResolvedWrite): Call<WriteResult> {
+  private writeRequest(chunks: Uint8Array[], position: number, w: ResolvedWrite): () => Promise<WriteResult> {
     let length = 0;
     for (const c of chunks) length += c.byteLength;
     checkEnd(position, length);
     const request: WriteRequest = { chunks, position, length, atomic: w.atomic, cache: w.cache, dsync: w.dsync };
     // Errors in flight get their context where they happen (execute/write.ts): a failed extending write is cut back first.
-    return { run: () => performWrite(this.file, request, this.stats) };
+    return () => performWrite(this.file, request, this.stats);
   }
 
   /** Reads into `into` from `position`; returns bytes read (fewer at end of file). */
@@ -259,12 +259,14 @@ export class DirectFile {
    * truncate are ordered by the gate itself), and a kernel error gets the path
    * and range it happened at.
    */
-  private async call<T>(access: Access, prepare: () => Call<T>): Promise<T> {
-    const { context, counted, run: io } = prepare();
+  private async call<T>(access: Access, prepare: () => Call<T> | (() => Promise<T>)): Promise<T> {
+    const prepared = prepare();
     if (this.closing) throw new OdirectError('EBADF', `EBADF: ${this.path} is closed`, { errno: EBADF, path: this.path });
     if (access === 'write' && this.readOnly) {
       throw new OdirectError('EBADF', `EBADF: ${this.path} was opened read-only`, { errno: EBADF, path: this.path });
     }
+    if (typeof prepared === 'function') return prepared();
+    const { context, counted, run: io } = prepared;
     const run = counted ? () => this.file.gate.run(io) : io;
     if (!context) return run();
     try {
@@ -275,7 +277,7 @@ export class DirectFile {
   }
 }
 
-/** A checked call: its I/O, and the context a kernel error from it gets (none: it adds its own). */
+/** A checked call: its I/O, and the context a kernel error from it gets (none: it adds its own). A bare function: its I/O, nothing else. */
 interface Call<T> {
   run: () => Promise<T>;
   context?: ErrorContext;

@@ -66,6 +66,8 @@ const writeDirect: Executor<'direct'> = async (file, request, route) => {
   const written = await file.underLock(route.lock, () =>
     file.io.writev(file.fd, request.chunks as Uint8Array[], request.position, route.rwflags),
   );
+  // The common case, without another async step: all written, nothing atomic to check.
+  if (written === request.length && !route.atomic) return DONE.direct;
   return finishDirect(file, request, route, written);
 };
 
@@ -124,8 +126,17 @@ async function finishDirect(
     const outcome = await writeFallback(file, request, rest as Route<'fallback'>, written);
     return { ...outcome, startedAs: route.kind, atomic: route.atomic !== undefined };
   }
-  return { kind: route.kind, atomic: route.atomic !== undefined };
+  return route.atomic ? { kind: route.kind, atomic: true } : DONE[route.kind];
 }
+
+/** Outcomes of writes that completed on the route they were decided on, not atomic: made once. */
+const DONE = {
+  direct: { kind: 'direct', atomic: false },
+  bounced: { kind: 'bounced', atomic: false },
+  readModifyWrite: { kind: 'readModifyWrite', atomic: false },
+  buffered: { kind: 'buffered', atomic: false },
+  fallback: { kind: 'fallback', atomic: false },
+} as const satisfies Record<string, WriteOutcome>;
 
 /** Through the page cache, as asked: a cache mode, or an fd opened without `direct` (no cache dropping). */
 const writeBuffered: Executor<'buffered'> = (file, request, route) =>
@@ -139,14 +150,14 @@ const writeBuffered: Executor<'buffered'> = (file, request, route) =>
       const written = await writeCached(target, route.cache as Exclude<CacheMode, 'default'>, chunks as Uint8Array[], position, route.rwflags);
       if (written < length) await finishBuffered(file.io, fd, chunks, position, length, written, route.rwflags);
     }
-    return { kind: 'buffered', atomic: false };
+    return DONE.buffered;
   });
 
 /** Bytes [done, length) through the page cache, then written back and dropped (execute/fallback.ts). */
 function writeFallback(file: FileContext, request: WriteRequest, route: Route<'fallback'>, done: number): Promise<WriteOutcome> {
   return file.underLock(route.lock, async () => {
     await finishBuffered(file.io, await file.buffered(), request.chunks, request.position, request.length, done, route.rwflags);
-    return { kind: 'fallback', atomic: false };
+    return DONE.fallback;
   });
 }
 

@@ -177,26 +177,42 @@ function refuse(error: OdirectError): WriteRoute {
   return { kind: 'refused', error };
 }
 
-/** How each route counts in FileStats, when it completes: one table, one line at the call site. */
-const WRITE_COUNTERS: Record<Exclude<WriteRouteKind, 'refused'>, readonly (keyof FileStats)[]> = {
-  direct: ['direct'],
-  bounced: ['direct', 'bounced'],
-  readModifyWrite: ['direct', 'readModifyWrite'],
-  buffered: ['buffered'],
-  fallback: ['bufferedFallback'],
-};
 
 /** What a write did: the route it completed on, and the direct route it started on if it fell back. */
 export interface WriteOutcome {
-  kind: Exclude<WriteRouteKind, 'refused'>;
+  readonly kind: Exclude<WriteRouteKind, 'refused'>;
   /** A short direct write finished buffered: the route it started on. */
-  startedAs?: 'direct' | 'bounced' | 'readModifyWrite';
-  atomic: boolean;
+  readonly startedAs?: 'direct' | 'bounced' | 'readModifyWrite';
+  readonly atomic: boolean;
 }
 
+/**
+ * How a write counts in FileStats when it completes, keyed by its route: one place, called on
+ * one line. direct: direct · bounced: direct + bounced · readModifyWrite: direct +
+ * readModifyWrite · buffered: buffered · fallback: bufferedFallback (+ the route it started
+ * on, if bounced or readModifyWrite) · atomic: + atomic.
+ */
 export function countWrite(stats: FileStats, outcome: WriteOutcome, bytes: number): void {
-  for (const key of WRITE_COUNTERS[outcome.kind]) stats[key]++;
-  if (outcome.startedAs === 'bounced' || outcome.startedAs === 'readModifyWrite') stats[outcome.startedAs]++;
+  switch (outcome.kind) {
+    case 'direct':
+      stats.direct++;
+      break;
+    case 'bounced':
+      stats.direct++;
+      stats.bounced++;
+      break;
+    case 'readModifyWrite':
+      stats.direct++;
+      stats.readModifyWrite++;
+      break;
+    case 'buffered':
+      stats.buffered++;
+      break;
+    case 'fallback':
+      stats.bufferedFallback++;
+      if (outcome.startedAs === 'bounced' || outcome.startedAs === 'readModifyWrite') stats[outcome.startedAs]++;
+      break;
+  }
   if (outcome.atomic) stats.atomic++;
   stats.bytesWritten += bytes;
 }
