@@ -10,6 +10,7 @@
         "native/io.cc",
         "native/memory.cc",
         "native/op.cc",
+        "native/owned.cc",
         "native/stat.cc",
         "native/uring.cc"
       ],
@@ -31,7 +32,8 @@
         "native/shutdown.cc",
         "native/args.cc",
         "native/errors.cc",
-        "native/op.cc"
+        "native/op.cc",
+        "native/owned.cc"
       ],
       "include_dirs": ["<!(node -p \"require('node-addon-api').include_dir\")"],
       "dependencies": ["<!(node -p \"require('node-addon-api').targets\"):node_addon_api_except"],

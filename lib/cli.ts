@@ -5,7 +5,7 @@ import { runVerifyAtomic } from './verify';
 
 const USAGE = `usage:
   odirect probe PATH            what direct, atomic and uncached I/O can do on PATH (JSON)
-  odirect verify-atomic PATH    check atomic writes on PATH's filesystem (--help for options)
+  odirect verify-atomic [PATH]  check atomic writes on PATH's filesystem, or a scratch XFS (--help for options)
   odirect bench [options]       the benchmark suite (see bench/README.md)
 `;
 

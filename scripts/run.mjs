@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test` and `npm run bench`: everything a fresh machine needs, then the job.
-//   1. system packages (xfsprogs, liburing-dev, fio, build tools) via scripts/install-deps.sh:
-//      always for `test`; for `bench` only when asked (`npm run bench -- --install`)
+//   1. system packages (xfsprogs, liburing-dev, fio, build tools) via scripts/install-deps.sh.
+//      Running one of the README's two commands is the request to set the machine up; the
+//      bench itself (`odirect bench`) never installs anything unless given --install.
 //   2. node_modules (npm install from the lockfile) when missing or older than package-lock.json
 //   3. build: the addon (node-gyp) and the TypeScript (dist/)
 //   4. the job: vitest, or the bench suite
@@ -41,9 +42,7 @@ if (job !== 'test' && job !== 'bench') {
   process.exit(2);
 }
 
-if (job === 'test' || args.includes('--install')) {
-  step('system packages', 'bash', [join(root, 'scripts', 'install-deps.sh')]);
-}
+step('system packages', 'bash', [join(root, 'scripts', 'install-deps.sh')]);
 // Scripts are ignored here and the addon built explicitly below, so a stale
 // prebuild can never stand in for the code in this checkout.
 // npm install, not npm ci: it installs the locked versions all the same, but npm 11's ci

@@ -1,4 +1,5 @@
 // Doing a read: decide its route (policies/route.ts), run it, retry once clamped on EIO.
+import { assertViewUnchanged } from '../engines/caller-memory';
 import { bouncePool } from '../mechanisms/bounce-pool';
 import { countRead, decideRead, readNeedsSize, type ReadRequest, type ReadRoute } from '../policies/route';
 import type { FileStats } from '../types';
@@ -42,8 +43,10 @@ async function executeRead(file: FileContext, request: ReadRequest, route: Exclu
       const { span, length } = route;
       const bounce = bouncePool.acquire(span.end - span.start);
       try {
+        const intoLength = into.byteLength;
         const n = await file.io.readv(file.fd, [bounce], span.start, 0);
         const available = Math.max(0, Math.min(length, span.start + n - position));
+        assertViewUnchanged(into, intoLength); // detached or shrunk while the read ran: a typed error
         into.set(bounce.subarray(position - span.start, position - span.start + available));
         return available;
       } finally {

@@ -13,6 +13,7 @@ import { AtomicWriteError, OdirectError, UnsupportedError } from '../errors';
 import type { AlignmentMode, Capabilities, CacheMode, FallbackMode, FileStats } from '../types';
 import { alignmentError, findMisalignment } from './alignment';
 import { checkAtomicWrite, type AtomicRequest } from './atomic';
+import { atomicWriteNeedsExclusiveRange } from './atomic-overlap';
 import { durableWriteFlags, syncAfterDurableWrite } from './durability';
 import { alignedSpan, type Span } from './rmw';
 
@@ -121,12 +122,15 @@ export function decideWrite(request: WriteRequest, facts: FileFacts, size: numbe
   const { memAlign, offsetAlign } = caps.direct;
   const misaligned = findMisalignment(chunks, position, length, { memAlign, offsetAlign });
   const syncAfter = atomic !== undefined && durable && syncAfterDurableWrite(caps, true) !== 'none';
+  // Aligned writes share their range, except overlapping software (CoW) atomic writes, which
+  // never run together (policies/atomic-overlap.ts).
+  const exclusive = atomicWriteNeedsExclusiveRange(caps, request.atomic);
   if (!misaligned) {
-    return { kind: 'direct', size, rwflags, reach: end, lock: { start: position, end, exclusive: false }, atomic, syncAfter };
+    return { kind: 'direct', size, rwflags, reach: end, lock: { start: position, end, exclusive }, atomic, syncAfter };
   }
   if (facts.alignment === 'strict') return refuse(alignmentError(misaligned, 'write', facts.path, position, length));
   if (misaligned.remedy === 'bounce') {
-    return { kind: 'bounced', size, rwflags, reach: end, lock: { start: position, end, exclusive: false }, atomic, syncAfter };
+    return { kind: 'bounced', size, rwflags, reach: end, lock: { start: position, end, exclusive }, atomic, syncAfter };
   }
   // A read-modify-write writes whole blocks: it reaches the end of its last
   // block, so past EOF it is ordered as an extending write (else it could cut

@@ -31,6 +31,7 @@ import {
   assertMarkerMatches,
   assertScratchShape,
   hasScratchDirName,
+  isPrivateOwnedDir,
   markerOwnerIsDead,
   ownsMount,
   readMarker,
@@ -43,7 +44,7 @@ import type { ScratchFs, ScratchKind, ScratchOptions } from './types';
 // The public face of lib/scratch: everything its users (tests, bench, verify-atomic) import.
 export type { ScratchFs, ScratchKind, ScratchOptions } from './types';
 export { scratchAvailable } from './availability';
-export { ownsMount } from './ownership';
+export { assertMadeByThisProcess, isPrivateOwnedDir, ownsMount } from './ownership';
 
 
 const DEFAULT_SIZE_MIB: Record<ScratchKind, number> = { ext4: 512, xfs: 512, raw: 64 };
@@ -296,6 +297,7 @@ function findStaleScratchDirs(): string[] {
   }
   return [...dirs].filter((dir) => {
     if (liveScratch.has(dir)) return false;
+    // readMarker checks the dir is ours: real dir, our uid, not group/other-writable.
     const marker = readMarker(dir);
     return marker !== null && marker.image === path.join(dir, IMAGE_NAME) && markerOwnerIsDead(marker);
   });
@@ -319,6 +321,8 @@ function sweepOneStaleDir(dir: string, removed: string[]): void {
     if (detachLoopIfOurs(loop, image)) removed.push(`losetup -d ${loop} (${image})`);
   }
   assertNothingMountedUnder(dir);
+  // Checked again right before removing (lstat: a dir swapped for a symlink is left alone).
+  if (!isPrivateOwnedDir(dir)) throw new Error(`${dir} is no longer a private directory of ours; leaving it`);
   fs.rmSync(dir, { recursive: true, force: true });
   removed.push(`rm -r ${dir}`);
 }

@@ -10,25 +10,42 @@ import { Unsupported, type RunContext, type RunResult } from '../types';
 export const CREF_SOURCE = path.join(PACKAGE_ROOT, 'bench', 'ref', 'atomic_ref.c');
 export const CREF_BINARY = path.join(PACKAGE_ROOT, 'bench', 'bin', 'atomic_ref');
 
-let built: Promise<string> | undefined;
+/** The pure-syscall reproducer of docs/xfs-atomic-overlap.md (pthreads, no liburing). */
+export const OVERLAP_SOURCE = path.join(PACKAGE_ROOT, 'bench', 'ref', 'atomic_overlap.c');
+export const OVERLAP_BINARY = path.join(PACKAGE_ROOT, 'bench', 'bin', 'atomic_overlap');
+
+const built = new Map<string, Promise<string>>();
+
+/** Builds `binary` from `source` once per process (again only if the source is newer). */
+function buildC(what: string, source: string, binary: string, cc: string | null, libs: string[]): Promise<string> {
+  let once = built.get(binary);
+  if (!once) {
+    once = (async () => {
+      if (!fs.existsSync(source)) throw new Unsupported(`${what} source ${source} not found`);
+      if (!cc) throw new Unsupported(`no C compiler (cc) to build the ${what}`);
+      const fresh = fs.existsSync(binary) && fs.statSync(binary).mtimeMs >= fs.statSync(source).mtimeMs;
+      if (fresh) return binary;
+      fs.mkdirSync(path.dirname(binary), { recursive: true });
+      const args = ['-O2', '-Wall', '-o', binary, source, ...libs];
+      const r = await runCommand(cc, args, 120_000);
+      if (r.code !== 0) {
+        throw new Unsupported(`building the ${what} failed (${cc} ${args.join(' ')}): ${r.stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
+      }
+      return binary;
+    })();
+    built.set(binary, once);
+  }
+  return once;
+}
 
 /** Builds bench/bin/atomic_ref once per process (again only if the source is newer). */
 export function buildCRef(cc: string | null, liburingStatic: string | null): Promise<string> {
-  built ??= (async () => {
-    if (!fs.existsSync(CREF_SOURCE)) throw new Unsupported(`C reference source ${CREF_SOURCE} not found`);
-    if (!cc) throw new Unsupported('no C compiler (cc) to build the C reference');
-    const fresh = fs.existsSync(CREF_BINARY) && fs.statSync(CREF_BINARY).mtimeMs >= fs.statSync(CREF_SOURCE).mtimeMs;
-    if (fresh) return CREF_BINARY;
-    fs.mkdirSync(path.dirname(CREF_BINARY), { recursive: true });
-    const lib = liburingStatic ? '-l:liburing.a' : '-luring';
-    const args = ['-O2', '-Wall', '-o', CREF_BINARY, CREF_SOURCE, lib];
-    const r = await runCommand(cc, args, 120_000);
-    if (r.code !== 0) {
-      throw new Unsupported(`building the C reference failed (${cc} ${args.join(' ')}): ${r.stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
-    }
-    return CREF_BINARY;
-  })();
-  return built;
+  return buildC('C reference', CREF_SOURCE, CREF_BINARY, cc, [liburingStatic ? '-l:liburing.a' : '-luring']);
+}
+
+/** Builds bench/bin/atomic_overlap, the XFS overlapping-atomic-writes reproducer. */
+export function buildAtomicOverlap(cc: string | null): Promise<string> {
+  return buildC('atomic-overlap reproducer', OVERLAP_SOURCE, OVERLAP_BINARY, cc, ['-pthread']);
 }
 
 interface CRefOutput {
@@ -44,6 +61,8 @@ export async function runCRef(ctx: RunContext): Promise<RunResult> {
   const w = ctx.workload;
   if (w.kind !== 'random' && w.kind !== 'sequential') throw new Unsupported('the C reference runs the shared-file rows only');
   const binary = await buildCRef(ctx.tools.cc, ctx.tools.liburingStatic);
+  // The same build step leaves the XFS overlap reproducer ready in bench/bin/ (docs/xfs-atomic-overlap.md).
+  await buildAtomicOverlap(ctx.tools.cc);
   const args = [
     '--file', ctx.target.sharedFile,
     '--size', String(ctx.target.fileSize),
