@@ -39,7 +39,14 @@ export const TARGET_TEXT = [
   'atomic writes ≥ 0.9× the C liburing reference (atomic-16k-qd32)',
   'durable writes ≥ 3× node:fs with O_DSYNC (randwrite-dsync-qd32)',
   'depth-1 p50 latency within 1.2× fio psync (randwrite-qd1)',
+  'uring CPU per I/O ≤ fio\'s (randwrite-qd32, randread-qd32)',
+  'uring CPU per I/O ≤ 0.4× the thread-pool engine\'s (randwrite-qd32)',
+  'copy with streams ≥ 1.0× node:fs streams + fdatasync MiB/s, with 0 page-cache pages left (copy-pipeline)',
 ];
+
+function cpuPerOp(row: RowRecord | undefined): number | null {
+  return row && row.status === 'ok' ? (row.median?.cpuUsPerOp ?? null) : null;
+}
 
 export function evaluateTargets(rows: readonly RowRecord[]): TargetRecord[] {
   const out: TargetRecord[] = [];
@@ -73,6 +80,38 @@ export function evaluateTargets(rows: readonly RowRecord[]): TargetRecord[] {
         threshold: 2,
         comparison: '>=',
         met: judge(measured, 2, '>='),
+        note: measured === null ? whyMissing(['uring', uring], ['thread pool', tp]) : undefined,
+      });
+    }
+    // CPU per I/O: uring against fio, and against the thread pool.
+    for (const workload of ['randwrite-qd32', 'randread-qd32']) {
+      if (!has(workload)) continue;
+      const uring = find(rows, workload, fs, 'odirect-uring');
+      const fio = find(rows, workload, fs, 'fio');
+      const measured = ratio(cpuPerOp(uring), cpuPerOp(fio));
+      out.push({
+        id: `uring-cpu-vs-fio-${workload}`,
+        description: `uring vs fio CPU per I/O, ${workload}`,
+        fs,
+        measured,
+        threshold: 1,
+        comparison: '<=',
+        met: judge(measured, 1, '<='),
+        note: measured === null ? whyMissing(['uring', uring], ['fio', fio]) : undefined,
+      });
+    }
+    if (has('randwrite-qd32')) {
+      const uring = find(rows, 'randwrite-qd32', fs, 'odirect-uring');
+      const tp = find(rows, 'randwrite-qd32', fs, 'odirect-threadpool');
+      const measured = ratio(cpuPerOp(uring), cpuPerOp(tp));
+      out.push({
+        id: 'uring-cpu-vs-threadpool-qd32',
+        description: 'uring vs thread-pool CPU per I/O, randwrite-qd32',
+        fs,
+        measured,
+        threshold: 0.4,
+        comparison: '<=',
+        met: judge(measured, 0.4, '<='),
         note: measured === null ? whyMissing(['uring', uring], ['thread pool', tp]) : undefined,
       });
     }
@@ -123,6 +162,33 @@ export function evaluateTargets(rows: readonly RowRecord[]): TargetRecord[] {
           comparison: '<=',
           met: judge(measured, 1.2, '<='),
           note: measured === null ? whyMissing([engine, od], ['fio', fio]) : undefined,
+        });
+      }
+      if (has('copy-pipeline')) {
+        const od = find(rows, 'copy-pipeline', fs, contender);
+        const node = find(rows, 'copy-pipeline', fs, 'node-fs');
+        const cp = find(rows, 'copy-pipeline', fs, 'cp');
+        const measured = ratio(value(od), value(node));
+        const pages = (r: RowRecord | undefined) => (r?.status === 'ok' ? (r.median?.pagesLeft ?? null) : null);
+        const left = pages(od);
+        const vsCp = ratio(value(od), value(cp));
+        const note = [
+          measured === null ? whyMissing([engine, od], ['node:fs', node]) : undefined,
+          `pages left: odirect ${left ?? '?'}, node:fs ${pages(node) ?? '?'}, cp ${pages(cp) ?? '?'}`,
+          vsCp === null ? undefined : `${vsCp.toFixed(2)}× cp + sync -f`,
+        ]
+          .filter(Boolean)
+          .join('; ');
+        const met = judge(measured, 1, '>=');
+        out.push({
+          id: `copy-vs-nodefs-${contender}`,
+          description: `copy (${engine} streams) vs node:fs streams + fdatasync MiB/s, 0 pages left, copy-pipeline`,
+          fs,
+          measured,
+          threshold: 1,
+          comparison: '>=',
+          met: met === null || left === null ? met : met && left === 0,
+          note,
         });
       }
     }

@@ -55,6 +55,8 @@ interface CRefOutput {
   seconds: number;
   iops: number;
   lat_ns: { p50: number; p99: number; max: number };
+  /** getrusage(RUSAGE_SELF) over the timed loop, µs (absent from an old binary). */
+  cpu_us?: { user: number; sys: number };
 }
 
 export async function runCRef(ctx: RunContext): Promise<RunResult> {
@@ -89,6 +91,7 @@ export async function runCRef(ctx: RunContext): Promise<RunResult> {
     seconds: out.seconds,
     p50Ns: out.lat_ns.p50 || null,
     p99Ns: out.lat_ns.p99 || null,
+    cpu: out.cpu_us ? { userUs: out.cpu_us.user, systemUs: out.cpu_us.sys, source: 'getrusage(RUSAGE_SELF)' } : null,
     details: { command: [path.relative(PACKAGE_ROOT, binary), ...args].join(' '), maxLatencyNs: out.lat_ns.max },
   };
 }
