@@ -4,7 +4,7 @@
 // uringSubmit() once at the end of its tick, and gets completions in batches:
 // the ring's eventfd is watched by a uv_poll_t; on wake every ready CQE is
 // reaped in one pass and handed to one JS callback as (ids, results).
-// The eventfd is only a hint (kernel-facts §5): more or fewer wakes than CQEs.
+// The eventfd is only a hint (docs/kernel-facts.md §5): more or fewer wakes than CQEs.
 #include <errno.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
@@ -259,7 +259,7 @@ class Ring {
     uint64_t count;
     (void)!read(efd_, &count, sizeof count);
     // With DEFER_TASKRUN the eventfd fires but the CQEs are posted only when this
-    // thread runs the task work (kernel-facts §5).
+    // thread runs the task work (docs/kernel-facts.md §5).
     if (deferTaskrun_) io_uring_get_events(&ring_);
     std::vector<uint32_t> ids;
     std::vector<int32_t> results;

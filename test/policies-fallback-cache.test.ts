@@ -12,17 +12,10 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectFile, UnsupportedError, alignedBuffer, open } from '../lib/index';
 import { C, native } from '../lib/native';
-import {
-  ENGINES,
-  alignedCopy,
-  fincoreBytes,
-  firstDiff,
-  pollUntil,
-  prng,
-  readBackDirect,
-  residentPagesOf,
-  unalignedCopy,
-} from './fixtures/policies-util';
+import { ENGINES } from './helpers/engines';
+import { prng } from './helpers/random';
+import { readBackDirect } from './helpers/read-back';
+import { alignedCopy, fincoreBytes, firstDiff, pollUntil, residentPagesOf, unalignedCopy } from './helpers/files';
 import { describeOnFs, uniqueDir } from './helpers/scratch';
 
 const MiB = 1 << 20;
