@@ -67,8 +67,6 @@ export interface NativeBinding {
   fadviseSync(fd: number, offset: Offset, length: Offset, advice: number): number;
   /** Points fd at /dev/null, keeping the number taken (throws EBADF if it is not open). */
   fdToDevNull(fd: number): void;
-  fsShutdown(fd: number, flags: number): Promise<number>;
-  fsShutdownSync(fd: number, flags: number): number;
   pwritev2(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): Promise<number>;
   pwritev2Sync(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): number;
   preadv2(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): Promise<number>;

@@ -1,6 +1,6 @@
 // Kernel constants and structures newer than Debian 12's headers (linux 6.1 uapi).
 // Every definition is guarded so newer headers win. Values: include/uapi/linux/fs.h,
-// include/uapi/linux/stat.h (see shared kernel-facts §1–§3).
+// include/uapi/linux/stat.h (see docs/kernel-facts.md §1–§3).
 #pragma once
 
 #include <cstddef>
@@ -105,7 +105,3 @@ static_assert(offsetof(odirect_statx, stx_dio_read_offset_align) == 0xb4, "statx
 static_assert(offsetof(odirect_statx, stx_atomic_write_unit_max_opt) == 0xb8, "statx layout");
 static_assert(sizeof(odirect_statx) == 0x100, "statx size");
 
-// Filesystem shutdown ioctl, shared by XFS (XFS_IOC_GOINGDOWN) and ext4 (EXT4_IOC_SHUTDOWN).
-#ifndef ODIRECT_IOC_SHUTDOWN
-#define ODIRECT_IOC_SHUTDOWN _IOR('X', 125, uint32_t)
-#endif

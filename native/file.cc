@@ -1,7 +1,6 @@
 // open, close and the calls that change or flush a file: fsync, fdatasync,
 // fallocate, ftruncate, sync_file_range, posix_fadvise.
 #include <fcntl.h>
-#include <sys/ioctl.h>
 #include <unistd.h>
 
 #include "compat.h"
@@ -102,23 +101,6 @@ Op BuildFadvise(const Napi::CallbackInfo& info) {
   return op;
 }
 
-// (fd on the filesystem, flags 0|1|2) — XFS_IOC_GOINGDOWN / EXT4_IOC_SHUTDOWN.
-// A thin wrapper: which filesystem may be shut down is decided (and checked)
-// in TypeScript, which only ever aims it at a scratch filesystem it made.
-Op BuildShutdown(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 2, "fsShutdown");
-  int fd = ArgFd(info, 0);
-  uint32_t flags = ArgUint32(info, 1, "flags");
-  if (flags > 2) throw Napi::RangeError::New(info.Env(), "flags must be 0 (default), 1 (logflush) or 2 (nologflush)");
-  Op op;
-  op.syscall = "ioctl";
-  op.run = [=]() -> long {
-    uint32_t value = flags;
-    return SysResult(ioctl(fd, ODIRECT_IOC_SHUTDOWN, &value));
-  };
-  return op;
-}
-
 // (fd) points fd at /dev/null (dup3), closing what it pointed at but keeping the
 // number taken: an op still in flight on that number, or issued later, then hits
 // /dev/null rather than whatever file the next open() would get that number.
@@ -147,7 +129,6 @@ void InitFile(Napi::Env env, Napi::Object exports) {
   ExportOp(env, exports, "ftruncate", BuildFtruncate);  // (fd, size)
   ExportOp(env, exports, "syncFileRange", BuildSyncFileRange);  // (fd, offset, nbytes, flags)
   ExportOp(env, exports, "fadvise", BuildFadvise);  // (fd, offset, length, advice)
-  ExportOp(env, exports, "fsShutdown", BuildShutdown);  // (fd, flags)
 }
 
 }  // namespace odirect

@@ -4,7 +4,7 @@
 // uringSubmit() once at the end of its tick, and gets completions in batches:
 // the ring's eventfd is watched by a uv_poll_t; on wake every ready CQE is
 // reaped in one pass and handed to one JS callback as (ids, results).
-// The eventfd is only a hint (kernel-facts §5): more or fewer wakes than CQEs.
+// The eventfd is only a hint (docs/kernel-facts.md §5): more or fewer wakes than CQEs.
 #include <errno.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
@@ -201,7 +201,9 @@ class Ring {
   std::vector<uint32_t> CancelQueued() {
     std::vector<uint32_t> ids;
     unsigned mask = ring_.sq.ring_mask;
-    for (unsigned pos = *ring_.sq.khead; pos != ring_.sq.sqe_tail; pos++) {
+    // Without SQPOLL the kernel reads SQEs only inside io_uring_enter on this
+    // thread, so those past its head can be rewritten here.
+    for (unsigned pos = io_uring_smp_load_acquire(ring_.sq.khead); pos != ring_.sq.sqe_tail; pos++) {
       io_uring_sqe* sqe = &ring_.sq.sqes[pos & mask];
       uint64_t id = sqe->user_data;
       io_uring_prep_nop(sqe);
@@ -257,7 +259,7 @@ class Ring {
     uint64_t count;
     (void)!read(efd_, &count, sizeof count);
     // With DEFER_TASKRUN the eventfd fires but the CQEs are posted only when this
-    // thread runs the task work (kernel-facts §5).
+    // thread runs the task work (docs/kernel-facts.md §5).
     if (deferTaskrun_) io_uring_get_events(&ring_);
     std::vector<uint32_t> ids;
     std::vector<int32_t> results;

@@ -18,7 +18,10 @@ import {
   probe,
 } from '../lib/index';
 import { C, native } from '../lib/native';
-import { ENGINES, firstDiff, readBackDirect } from './fixtures/policies-util';
+import { ENGINES } from './helpers/engines';
+import { readBackDirect } from './helpers/read-back';
+import { firstDiff } from './helpers/files';
+import { BAD_DATA, BAD_POSITIONS, BAD_WRITE_OPTIONS, describeValue, detachedView } from './helpers/invalid-args';
 import { describeOnFs, uniqueDir } from './helpers/scratch';
 
 type ErrorClass = abstract new (...args: never[]) => Error;
@@ -33,17 +36,6 @@ interface Case {
   sync?: boolean;
   /** Extra checks on the error. */
   check?: (err: Record<string, unknown>) => void;
-}
-
-/** A Uint8Array whose ArrayBuffer has been transferred away (detached). */
-function detachedView(size = 4096): Uint8Array {
-  const ab = new ArrayBuffer(size);
-  const view = new Uint8Array(ab);
-  const ta = ab as ArrayBuffer & { transfer?: () => ArrayBuffer };
-  if (typeof ta.transfer === 'function') ta.transfer();
-  else structuredClone(ab, { transfer: [ab] });
-  expect(ab.byteLength, 'the buffer really is detached').toBe(0);
-  return view;
 }
 
 /** Runs `c.call` and returns what it threw or rejected with; fails if it succeeded. */
@@ -135,43 +127,21 @@ describeOnFs('xfs', 'bad input: typed errors, no crash, no change to the file', 
       };
 
       const cases = (): Case[] => [
-        // write(): data
-        { name: 'write(string)', call: () => f.write(any('hello'), 0), cls: ArgumentError, code: ERR_TYPE },
-        { name: 'write(null)', call: () => f.write(any(null), 0), cls: ArgumentError, code: ERR_TYPE },
-        { name: 'write(Float64Array)', call: () => f.write(any(new Float64Array(512)), 0), cls: ArgumentError, code: ERR_TYPE },
-        { name: 'write(DataView)', call: () => f.write(any(new DataView(new ArrayBuffer(4096))), 0), cls: ArgumentError, code: ERR_TYPE },
-        { name: 'write(ArrayBuffer)', call: () => f.write(any(new ArrayBuffer(4096)), 0), cls: ArgumentError, code: ERR_TYPE },
-        { name: 'write(zero-length)', call: () => f.write(Buffer.alloc(0), 0), cls: ArgumentError, code: ERR_VALUE },
-        { name: 'write(detached)', call: () => f.write(detachedView(), 0), cls: ArgumentError, code: ERR_VALUE },
-        // write(): position
-        { name: 'write(pos string)', call: () => f.write(buf, any('0')), cls: ArgumentError, code: ERR_TYPE },
-        { name: 'write(pos bigint)', call: () => f.write(buf, any(0n)), cls: ArgumentError, code: ERR_TYPE },
-        { name: 'write(pos undefined)', call: () => f.write(buf, any(undefined)), cls: ArgumentError, code: ERR_TYPE },
-        { name: 'write(pos NaN)', call: () => f.write(buf, NaN), cls: ArgumentError, code: ERR_RANGE },
-        { name: 'write(pos -4096)', call: () => f.write(buf, -4096), cls: ArgumentError, code: ERR_RANGE },
-        { name: 'write(pos -0.5)', call: () => f.write(buf, -0.5), cls: ArgumentError, code: ERR_RANGE },
-        { name: 'write(pos 1.5)', call: () => f.write(buf, 1.5), cls: ArgumentError, code: ERR_RANGE },
-        { name: 'write(pos Infinity)', call: () => f.write(buf, Infinity), cls: ArgumentError, code: ERR_RANGE },
-        { name: 'write(pos 2^53)', call: () => f.write(buf, 2 ** 53), cls: ArgumentError, code: ERR_RANGE },
-        { name: 'write(pos 2^64)', call: () => f.write(buf, 2 ** 64), cls: ArgumentError, code: ERR_RANGE },
+        // write(): data, position and options: the tables shared with the fuzzer (helpers/invalid-args.ts)
+        ...BAD_DATA.map((bad, i) => ({ name: `write(bad data ${i}: ${describeValue(bad.value())})`, call: () => f.write(any(bad.value()), 0), cls: ArgumentError, code: bad.code })),
+        ...BAD_POSITIONS.map((bad) => ({ name: `write(pos ${describeValue(bad.value)})`, call: () => f.write(buf, any(bad.value)), cls: ArgumentError, code: bad.code })),
         {
           name: 'write(pos+len past MAX_SAFE_INTEGER)',
           call: () => f.write(buf, Number.MAX_SAFE_INTEGER - 100),
           cls: ArgumentError,
           code: ERR_RANGE,
         },
-        // write(): options
-        { name: "write(options 'nope')", call: () => f.write(buf, 0, any('nope')), cls: ArgumentError, code: ERR_TYPE },
-        { name: 'write(options null)', call: () => f.write(buf, 0, any(null)), cls: ArgumentError, code: ERR_TYPE },
-        { name: "write(cache:'x')", call: () => f.write(buf, 0, any({ cache: 'x' })), cls: ArgumentError, code: ERR_VALUE },
-        { name: "write(atomic:'yes')", call: () => f.write(buf, 0, any({ atomic: 'yes' })), cls: ArgumentError, code: ERR_TYPE },
-        { name: 'write(dsync:1)', call: () => f.write(buf, 0, any({ dsync: 1 })), cls: ArgumentError, code: ERR_TYPE },
-        {
-          name: "write(atomic + cache:'dontcache')",
-          call: () => f.write(buf, 0, { atomic: true, cache: 'dontcache' }),
-          cls: AtomicWriteError,
-          code: 'ERR_ATOMIC_NOT_DIRECT',
-        },
+        ...BAD_WRITE_OPTIONS.map((bad) => ({
+          name: `write(options ${describeValue(bad.value)})`,
+          call: () => f.write(buf, 0, any(bad.value)),
+          cls: bad.expected.cls,
+          code: bad.expected.code,
+        })),
         {
           name: "writeAtomic(cache:'writethrough')",
           call: () => f.writeAtomic(buf, 0, any({ cache: 'writethrough' })),

@@ -14,10 +14,10 @@ import type { RowRecord } from '../bench/src/types';
 import { nodeFsComparison, WORKLOADS } from '../bench/src/workloads';
 import { LatencyRecorder, median, spread } from '../bench/src/stats';
 import { scratchAvailable } from '../lib/scratch/scratchfs';
+import { ENGINES } from './helpers/engines';
 import { describeOnFs, requireLoop, uniqueDir } from './helpers/scratch';
 
 // Which odirect engines must produce numbers (the lead flips this list).
-const ENGINES = (process.env.ODIRECT_TEST_ENGINES ?? 'threadpool,uring').split(',').map((s) => s.trim());
 
 const outDirs: string[] = [];
 function tempOut(): string {

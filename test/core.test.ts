@@ -7,24 +7,13 @@ import { beforeAll, describe, expect, it } from 'vitest';
 import { alignedBuffer, open, probe } from '../lib/index';
 import { C, native } from '../lib/native';
 import { ENGINES } from './helpers/engines';
+import { readDirect } from './helpers/read-back';
 import { describeOnFs, uniqueDir } from './helpers/scratch';
 
 function pattern(size: number, seed: number): Buffer {
   const b = alignedBuffer(size);
   for (let i = 0; i < size; i++) b[i] = (i * 31 + seed * 17 + (i >> 9)) & 0xff;
   return b;
-}
-
-/** Reads [position, position+length) with O_DIRECT on a fresh fd: what is on disk, not in a cache. */
-function readDirect(file: string, position: number, length: number): Buffer {
-  const fd = native.openSync(file, C.O_RDONLY | C.O_DIRECT, 0);
-  try {
-    const into = alignedBuffer(length);
-    const n = native.preadv2Sync(fd, [into], position, 0);
-    return into.subarray(0, n);
-  } finally {
-    native.closeSync(fd);
-  }
 }
 
 describeOnFs('xfs', 'probe on XFS', (mnt) => {
@@ -176,7 +165,7 @@ for (const fsName of ['ext4', 'xfs'] as const) {
       try {
         const data = pattern(size, 9);
         expect(native.pwritev2Sync(fd, [data], 0, C.RWF_DONTCACHE)).toBe(size);
-        // Pruning happens when writeback of those pages completes (kernel-facts §4).
+        // Pruning happens when writeback of those pages completes (docs/kernel-facts.md §4).
         let resident = native.residentPagesSync(fd, 0, size);
         for (let i = 0; i < 50 && resident > 0; i++) {
           await new Promise((r) => setTimeout(r, 20));
@@ -202,7 +191,7 @@ describeOnFs('xfs', 'raw RWF_ATOMIC on XFS', (mnt) => {
       const data = pattern(16384, 11);
       expect(native.pwritev2Sync(fd, [data], 16384, C.RWF_ATOMIC)).toBe(16384);
       expect(readDirect(file, 16384, 16384).equals(data)).toBe(true);
-      // The kernel's own rules (kernel-facts §2): not naturally aligned → EINVAL.
+      // The kernel's own rules (docs/kernel-facts.md §2): not naturally aligned → EINVAL.
       expect(() => native.pwritev2Sync(fd, [data], 4096, C.RWF_ATOMIC)).toThrow(
         expect.objectContaining({ code: 'EINVAL', errno: 22, syscall: 'pwritev2' }),
       );

@@ -8,7 +8,10 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AlignmentError, DirectFile, alignedBuffer, open } from '../lib/index';
 import { native } from '../lib/native';
-import { ENGINES, alignedCopy, firstDiff, prng, readBackDirect, unalignedCopy, writeKnown } from './fixtures/policies-util';
+import { ENGINES } from './helpers/engines';
+import { prng } from './helpers/random';
+import { readBackDirect } from './helpers/read-back';
+import { alignedCopy, firstDiff, unalignedCopy, writeKnown } from './helpers/files';
 import { describeOnFs, uniqueDir } from './helpers/scratch';
 
 const FILE_MAX = 1 << 20; // the model file never grows past 1 MiB
@@ -340,7 +343,7 @@ describeOnFs('xfs', 'bounce buffers in steady state', (mnt) => {
           }
         };
         await round(); // warm-up: the pool fills
-        const { bouncePool } = await import('../lib/policies/bounce-pool');
+        const { bouncePool } = await import('../lib/mechanisms/bounce-pool');
         const before = bouncePool.allocations;
         const bouncedBefore = f.stats.bounced + f.stats.readModifyWrite;
         await round();

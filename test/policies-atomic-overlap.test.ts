@@ -2,7 +2,7 @@
 // rule that says which writes, and the lock's promise that nothing else waits.
 import { describe, expect, it } from 'vitest';
 import { atomicWriteNeedsExclusiveRange, hasSoftwareAtomicWrites } from '../lib/policies/atomic-overlap';
-import { RangeLock, type Release } from '../lib/policies/range-lock';
+import { RangeLock, type Release } from '../lib/mechanisms/range-lock';
 import type { Capabilities } from '../lib/types';
 import type { DeviceInfo } from '../lib/probe/device';
 

@@ -11,7 +11,10 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { AtomicWriteError, DirectFile, alignedBuffer, open, type WriteOptions } from '../lib/index';
 import { native } from '../lib/native';
-import { ENGINES, alignedCopy, dataExtents, firstDiff, prng, readBackDirect, unalignedCopy, writeKnown } from './fixtures/policies-util';
+import { ENGINES } from './helpers/engines';
+import { prng } from './helpers/random';
+import { readBackDirect } from './helpers/read-back';
+import { alignedCopy, dataExtents, firstDiff, unalignedCopy, writeKnown } from './helpers/files';
 import { describeOnFs, uniqueDir } from './helpers/scratch';
 
 const MiB = 1 << 20;

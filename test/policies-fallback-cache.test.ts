@@ -12,18 +12,10 @@ import * as path from 'node:path';
 import { afterAll, beforeAll, describe, expect, it } from 'vitest';
 import { DirectFile, UnsupportedError, alignedBuffer, open } from '../lib/index';
 import { C, native } from '../lib/native';
-import { sharedRangeLock, sharedRangeLockCount, type Release } from '../lib/policies/range-lock';
-import {
-  ENGINES,
-  alignedCopy,
-  fincoreBytes,
-  firstDiff,
-  pollUntil,
-  prng,
-  readBackDirect,
-  residentPagesOf,
-  unalignedCopy,
-} from './fixtures/policies-util';
+import { ENGINES } from './helpers/engines';
+import { prng } from './helpers/random';
+import { readBackDirect } from './helpers/read-back';
+import { alignedCopy, fincoreBytes, firstDiff, pollUntil, residentPagesOf, unalignedCopy } from './helpers/files';
 import { describeOnFs, uniqueDir } from './helpers/scratch';
 
 const MiB = 1 << 20;
@@ -231,27 +223,3 @@ for (const fsName of ['ext4', 'xfs'] as const) {
     }
   });
 }
-
-describe('the range lock is one per file for every handle in the process (docs/page-cache-collisions.md)', () => {
-  it('two handles of one file get the same lock, another file its own; the last close lets go', async () => {
-    const before = sharedRangeLockCount();
-    const a = sharedRangeLock('7:16 13');
-    const b = sharedRangeLock('7:16 13');
-    const other = sharedRangeLock('7:16 14');
-    expect(a.lock).toBe(b.lock);
-    expect(other.lock).not.toBe(a.lock);
-    expect(sharedRangeLockCount()).toBe(before + 2);
-    // A buffered write's page claim through one handle holds off a direct write through the other.
-    const held = a.lock.acquire(0, 4096, true) as Release;
-    const waiting = b.lock.acquire(512, 1024, false);
-    expect(typeof waiting).not.toBe('function');
-    held();
-    (await waiting)();
-    a.unshare();
-    a.unshare(); // a second unshare by the same handle counts once
-    expect(sharedRangeLockCount()).toBe(before + 2);
-    b.unshare();
-    other.unshare();
-    expect(sharedRangeLockCount()).toBe(before);
-  });
-});

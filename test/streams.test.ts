@@ -21,7 +21,7 @@ import {
   writeFile,
   type DirectFile,
 } from '../lib/index';
-import { residentPagesOf } from './fixtures/policies-util';
+import { residentPagesOf } from './helpers/files';
 import { ENGINES } from './helpers/engines';
 import { describeOnFs, uniqueDir, type ScratchFsName } from './helpers/scratch';
 

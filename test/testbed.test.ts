@@ -131,7 +131,13 @@ function startChild(scratchJs: string, mode: 'wait' | 'throw' | 'exit', kind: 'e
 }
 
 /** The lib sources the child needs, relative to lib/: scratchfs and the mountinfo parser it imports. */
-const CHILD_SOURCES = ['scratch/scratchfs.ts', 'probe/mountinfo.ts'];
+// lib/scratch (node built-ins only; shutdown.ts, which needs the addon, excepted) and mountinfo.
+const CHILD_SOURCES = [
+  ...fs.readdirSync(path.join(REPO_ROOT, 'lib', 'scratch'))
+    .filter((f) => f.endsWith('.ts') && f !== 'shutdown.ts')
+    .map((f) => `scratch/${f}`),
+  'probe/mountinfo.ts',
+];
 
 /**
  * The child needs plain JS. Transpile the current lib sources into a temp dir laid out as lib/

@@ -174,7 +174,7 @@ for (const fsName of ['ext4', 'xfs'] as const) {
         expect(await f.read(back, 0)).toBe(16384);
         expect(back.equals(data)).toBe(true);
         // Asking the ring for a fixed write with RWF_ATOMIC: the kernel's answer
-        // for a fixed buffer (kernel-facts §2) proves the fixed opcode is used.
+        // for a fixed buffer (docs/kernel-facts.md §2) proves the fixed opcode is used.
         const fixedAtomic = new Promise<number>((resolve, reject) => {
           const done = engine as unknown as { issue(s: string, p: (id: number) => boolean): Promise<number> };
           done.issue('pwritev2', (id) => native.uringPrepWritev(fd, [data], 0, C.RWF_ATOMIC, id, true)).then(resolve, reject);

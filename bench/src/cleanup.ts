@@ -1,16 +1,17 @@
 // What the bench holds while it runs, so an interrupt can let go of it before
 // lib/scratch removes the filesystems: child processes (fio, the C reference)
-// are killed, files the bench opened under its directories are closed (open
-// files would keep the mounts busy), and temp directories of --dir mode are removed.
+// are killed, files the bench opened under its directories are let go (pointed at
+// /dev/null, keeping their numbers: open files would keep the mounts busy), and temp directories of --dir mode are removed.
 //
-// Order on SIGINT/SIGTERM/SIGHUP: registerCleanupOnExit() (lib/scratch) runs its
-// listener first-in-line; the bench's listener is prepended after it, so it runs
-// first, then scratchfs unmounts and detaches, then the bench exits with 128+signal.
+// On exit and on SIGINT/SIGTERM/SIGHUP this runs through the one exit-cleanup
+// mechanism of lib/scratch/exit-cleanup.ts: the bench's cleanup is ordered before
+// the scratch filesystems' (files close before their filesystem unmounts), and on a
+// signal the bench exits with 128+signal once both are done.
 import { execFile, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { native } from './library';
+import { addCleanup, native, onInterrupt, ORDER } from './library';
 
 const children = new Set<ChildProcess>();
 const fdRoots = new Set<string>();
@@ -126,30 +127,22 @@ export function releaseEverythingSync(): void {
   tempDirs.clear();
 }
 
-const SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
-
 /**
- * Installs the interrupt and exit listeners (call after registerCleanupOnExit(), so these run
- * before lib/scratch's). Returns the function that removes them again.
+ * Registers the bench's cleanup and interrupt hook (exit-cleanup.ts). Returns the function that
+ * removes them again.
  */
-export function installInterruptHandlers(onInterrupt: (signal: NodeJS.Signals) => void): () => void {
-  const onExit = (): void => releaseEverythingSync();
-  const handlers = SIGNALS.map((signal) => {
-    const handler = (): void => {
-      if (interrupted) return;
+export function installInterruptHandlers(onInterrupted: (signal: NodeJS.Signals) => void): () => void {
+  const removeCleanup = addCleanup(ORDER.bench, releaseEverythingSync);
+  const removeHook = onInterrupt((signal) => {
+    if (!interrupted) {
       interrupted = signal;
       process.stderr.write(`\nodirect bench: ${signal}: stopping, removing what the bench made\n`);
-      releaseEverythingSync();
-      onInterrupt(signal);
-      // lib/scratch's listener runs right after this one (synchronously) and unmounts.
-      setImmediate(() => process.exit(128 + (os.constants.signals[signal] ?? 2)));
-    };
-    process.prependListener(signal, handler);
-    return [signal, handler] as const;
+      onInterrupted(signal);
+    }
+    return 128 + (os.constants.signals[signal] ?? 2);
   });
-  process.prependListener('exit', onExit);
   return () => {
-    for (const [signal, handler] of handlers) process.removeListener(signal, handler);
-    process.removeListener('exit', onExit);
+    removeHook();
+    removeCleanup();
   };
 }

@@ -12,5 +12,6 @@ export {
   sweepStaleScratch,
   type ScratchFs,
 } from '../../dist/scratch/scratchfs.js';
+export { addCleanup, onInterrupt, ORDER } from '../../dist/scratch/exit-cleanup.js';
 // The addon, for the interrupt path (cleanup.ts points fds at /dev/null rather than closing them).
 export { native } from '../../dist/native.js';

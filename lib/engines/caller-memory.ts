@@ -4,7 +4,7 @@
 // is copied out when it completes, if the caller's views still have the length
 // they had (a view detached or shrunk meanwhile makes the read reject).
 import { OdirectError } from '../errors';
-import { bouncePool } from '../policies/bounce-pool';
+import { bouncePool } from '../mechanisms/bounce-pool';
 
 function detachedError(i: number, count: number, before: number, after: number): OdirectError {
   return new OdirectError(

@@ -19,7 +19,7 @@ import { C, native } from '../native';
 import { needsOwnedCopy } from '../policies/ownership';
 import { readThroughCopy, writeThroughCopy } from './caller-memory';
 import type { Engine } from './engine';
-import { FixedArena } from './fixed-arena';
+import { FixedArena } from '../mechanisms/fixed-arena';
 
 interface Request {
   syscall: string;

@@ -1,4 +1,4 @@
-// Atomic writes are all or nothing (kernel-facts §2, §8): every rule the kernel
+// Atomic writes are all or nothing (docs/kernel-facts.md §2, §8): every rule the kernel
 // applies (generic_atomic_write_valid) is checked here first, with its own
 // code and the numbers; a short result is an error, never a success.
 import { AtomicWriteError } from '../errors';

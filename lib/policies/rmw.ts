@@ -1,7 +1,7 @@
 // Read-modify-write for direct writes whose offset or length is not aligned:
 // widen to whole blocks, read the partial head and tail blocks with direct
 // reads, lay the caller's bytes over them, write the whole span direct.
-// The caller holds an exclusive range lock over the span (policies/range-lock).
+// The caller holds an exclusive range lock over the span (mechanisms/range-lock.ts).
 
 export interface Span {
   start: number;

@@ -7,6 +7,7 @@
 import { C, native } from '../native';
 import { OdirectError } from '../errors';
 import { assertMadeByThisProcess, ownsMount, type ScratchFs } from './scratchfs';
+import { shutdownAddon } from './shutdown-addon';
 
 /** What is flushed before the filesystem stops: DEFAULT syncs first, NOLOGFLUSH nothing (a crash). */
 export const SHUTDOWN = { DEFAULT: 0, LOGFLUSH: 1, NOLOGFLUSH: 2 } as const;
@@ -31,7 +32,7 @@ export async function shutdownScratchFs(scratch: ScratchFs, flags: number = SHUT
     }
     if (opened.devMajor === root.devMajor && opened.devMinor === root.devMinor) refuse('it is the root filesystem');
     if (!ownsMount(scratch)) refuse('not a scratch filesystem this process made and mounted');
-    await native.fsShutdown(fd, flags);
+    await shutdownAddon().fsShutdown(fd, flags);
   } finally {
     await native.close(fd);
   }

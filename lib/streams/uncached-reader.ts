@@ -6,6 +6,7 @@
 // pages still under I/O). After each read its pages, clean and unlocked by
 // then, are dropped with POSIX_FADV_DONTNEED.
 import { withContext } from '../errors';
+import { threadPoolEngine } from '../engines/threadpool';
 import { C, native } from '../native';
 
 export class UncachedReader {
@@ -30,7 +31,8 @@ export class UncachedReader {
   /** Reads into `into` at `position` (bytes read, fewer at EOF), then drops those pages. */
   async read(into: Uint8Array, position: number): Promise<number> {
     try {
-      const n = await native.preadv2(this.fd, [into], position, 0);
+      // Through the engine: caller memory is copied through odirect's own (docs/memory.md).
+      const n = await threadPoolEngine.readv(this.fd, [into], position, 0);
       if (n > 0) {
         const page = native.pageSize;
         const start = position - (position % page);

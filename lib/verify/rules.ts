@@ -1,5 +1,5 @@
 // Checks the kernel's own atomic-write rules on a filesystem (generic_atomic_write_valid,
-// kernel-facts §2) with raw RWF_ATOMIC calls, bypassing odirect's precheck:
+// docs/kernel-facts.md §2) with raw RWF_ATOMIC calls, bypassing odirect's precheck:
 // every invalid class is refused with the expected errno and writes nothing;
 // every valid size from unitMin to unitMax succeeds and reads back.
 import { randomBytes } from 'node:crypto';

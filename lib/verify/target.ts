@@ -10,6 +10,7 @@ import { C, native } from '../native';
 import { readMounts } from '../probe/mountinfo';
 import { remountScratchFs, type ScratchFs } from '../scratch/scratchfs';
 import { SHUTDOWN, shutdownScratchFs } from '../scratch/shutdown';
+import { shutdownAddon } from '../scratch/shutdown-addon';
 import type { CrashTarget } from './crash';
 
 export function scratchTarget(scratch: ScratchFs): CrashTarget {
@@ -66,7 +67,7 @@ export function ownedDeviceTarget(mountpoint: string): CrashTarget {
         if (`${st.devMajor}:${st.devMinor}` !== majorMinor) refuse(`the directory opened is not on ${source}`);
         if (st.devMajor === root.devMajor && st.devMinor === root.devMinor) refuse('it is the root filesystem');
         stillOurs();
-        await native.fsShutdown(fd, SHUTDOWN.NOLOGFLUSH);
+        await shutdownAddon().fsShutdown(fd, SHUTDOWN.NOLOGFLUSH);
       } finally {
         await native.close(fd);
       }

@@ -1,21 +1,18 @@
-// Ordering, as the kernel does it for iomap direct I/O (kernel-facts §7, §8):
+// Ordering, as the kernel does it for iomap direct I/O (docs/kernel-facts.md §7, §8):
 // - every file counts its I/O in flight (inode_dio_begin/end) from the moment
 //   it is issued; truncate and close wait for zero, and I/O issued after they
 //   were called starts only when they are done;
 // - writes that end past the size the file knows are serialised: each waits
 //   for the previous one to complete; the caller truncates a failed one back.
+// Which writes extend is judged against the size the handle knows (KnownSize).
+import type { KnownSize } from './known-size';
 
 export class OrderingGate {
   private issued = 0;
   private idleWaiters: Array<() => void> = [];
   private barrier: Promise<void> | undefined;
   private extendTail: Promise<void> = Promise.resolve();
-  /** The file size as this handle knows it: statx at open, then each completed extending write and truncate. */
-  knownSize: number;
-
-  constructor(size: number) {
-    this.knownSize = size;
-  }
+  constructor(private readonly size: KnownSize) {}
 
   get inFlight(): number {
     return this.issued;
@@ -40,14 +37,14 @@ export class OrderingGate {
    */
   write<T>(reach: number, end: number, io: (sizeBefore: number) => Promise<T>): Promise<T> {
     return this.run(async () => {
-      if (reach <= this.knownSize) return io(this.knownSize);
+      if (reach <= this.size.value) return io(this.size.value);
       const previous = this.extendTail;
       let release!: () => void;
       this.extendTail = new Promise<void>((resolve) => (release = resolve));
       try {
         await previous;
-        const result = await io(this.knownSize);
-        if (end > this.knownSize) this.knownSize = end;
+        const result = await io(this.size.value);
+        this.size.grow(end);
         return result;
       } finally {
         release();

@@ -1,4 +1,4 @@
-// Fallback to buffered I/O (kernel-facts §7, §8): where a direct write cannot be
+// Fallback to buffered I/O (docs/kernel-facts.md §7, §8): where a direct write cannot be
 // done (short write, no direct I/O on this filesystem) the rest goes through
 // the page cache, and that range is then written back and dropped so the
 // cache holds nothing stale for later direct reads. Loops until done or an

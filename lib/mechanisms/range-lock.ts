@@ -1,7 +1,7 @@
 // Byte-range lock for direct writes. A read-modify-write holds its blocks
 // exclusively, so two sub-block writes to one block never interleave and no
 // aligned write lands between its read and its write (XFS serialises unaligned
-// direct I/O for the same reason, kernel-facts §7). Aligned writes share.
+// direct I/O for the same reason, docs/kernel-facts.md §7). Aligned writes share.
 // FIFO: a request waits only for earlier, overlapping, conflicting ones, so
 // there is no starvation and no deadlock.
 // On the write path: an uncontended acquire allocates one small entry and no

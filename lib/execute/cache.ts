@@ -1,4 +1,4 @@
-// Cache modes for buffered writes (kernel-facts §4, §8). Neither mode makes
+// Cache modes for buffered writes (docs/kernel-facts.md §4, §8). Neither mode makes
 // data durable: that is dsync (RWF_DSYNC) or sync().
 // - 'dontcache': RWF_DONTCACHE where the kernel has it (6.14+): pages this
 //   write instantiates are dropped once written back. Elsewhere emulated:

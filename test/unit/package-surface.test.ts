@@ -4,7 +4,7 @@ import { execFileSync } from 'node:child_process';
 import * as path from 'node:path';
 import { describe, expect, it } from 'vitest';
 
-const root = path.resolve(__dirname, '..');
+const root = path.resolve(__dirname, '..', '..');
 
 function loadedModules(entry: string): string[] {
   const script = `require(${JSON.stringify(entry)}); process.stdout.write(JSON.stringify(Object.keys(require.cache)));`;
@@ -20,6 +20,12 @@ describe("require('odirect')", () => {
     expect(loaded).toContain(path.join('dist', 'file.js'));
     const offending = loaded.filter((f) => /(^|\/)(bench|scratch|verify)(\/|$)|cli\.js$/.test(f));
     expect(offending).toEqual([]);
+  });
+
+  it('its addon has no filesystem-shutdown ioctl (that is a separate addon, for verify-atomic and tests)', () => {
+    const script = `const { native } = require(${JSON.stringify(path.join(root, 'dist', 'native.js'))}); process.stdout.write(JSON.stringify(['fsShutdown', 'fsShutdownSync', 'open'].map((k) => typeof native[k])));`;
+    const out = execFileSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' });
+    expect(JSON.parse(out)).toEqual(['undefined', 'undefined', 'function']);
   });
 
   it('resolves by package name to the same entry point', () => {
