@@ -48,7 +48,7 @@ export class DirectFile {
   private readonly file: FileContext;
   private closing: Promise<void> | undefined;
 
-  private constructor(r: ResolvedOpen, fd: number, direct: boolean, caps: Capabilities, io: Engine) {
+  private constructor(r: ResolvedOpen, fd: number, direct: boolean, caps: Capabilities, io: Engine, fileKey: string) {
     this.path = r.path;
     this.direct = direct;
     this.readOnly = r.readOnly;
@@ -63,7 +63,7 @@ export class DirectFile {
       fallback: r.fallback,
       pageSize: native.pageSize,
     };
-    this.file = new FileContext(facts, io, fd, r.flags);
+    this.file = new FileContext(facts, io, fd, r.flags, fileKey);
   }
 
   get engine(): EngineName {
@@ -97,7 +97,10 @@ export class DirectFile {
           path: r.path,
         });
       }
-      opened = new DirectFile(r, fd, direct, caps, io);
+      const st = await native.statx(fd);
+      // A block device is the same device through any node; a file is its device and inode.
+      const fileKey = caps.kind === 'blockDevice' ? `block ${st.rdevMajor}:${st.rdevMinor}` : `${st.devMajor}:${st.devMinor} ${st.ino}`;
+      opened = new DirectFile(r, fd, direct, caps, io, fileKey);
       return opened;
     } finally {
       if (!opened) await native.close(fd).catch(() => undefined);
@@ -226,8 +229,12 @@ export class DirectFile {
   /** Waits for I/O in flight, then closes. Calls after this one fail with EBADF; a second close is a no-op. */
   close(): Promise<void> {
     this.closing ??= this.file.gate.exclusive(async () => {
-      await this.file.closeBuffered();
-      await native.close(this.file.fd);
+      try {
+        await this.file.closeBuffered();
+        await native.close(this.file.fd);
+      } finally {
+        this.file.unshareLocks();
+      }
     });
     return this.closing;
   }
