@@ -57,7 +57,7 @@ needs root), against fio, node:fs and (for atomic writes) a C liburing reference
   --append-mib N     size cap of the append rows' log file (default 256; 128 with --quick)
   --out DIR          where <date>.json and <date>.svg go (default bench/results)
   --no-progress      no progress bar on stderr
-  --no-install       do not run scripts/install-deps.sh when fio/cc/liburing are missing
+  --no-install       do not run scripts/install-deps.sh when fio or cc are missing
   --list             print the row ids and exit
   -h, --help         this text
 `;

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runCommand } from '../cleanup';
-import { PACKAGE_ROOT } from '../environment';
+import { PACKAGE_ROOT, VENDORED_LIBURING_SOURCES } from '../environment';
 import { Unsupported, type RunContext, type RunResult } from '../types';
 
 export const CREF_SOURCE = path.join(PACKAGE_ROOT, 'bench', 'ref', 'atomic_ref.c');
@@ -13,15 +13,16 @@ export const CREF_BINARY = path.join(PACKAGE_ROOT, 'bench', 'bin', 'atomic_ref')
 let built: Promise<string> | undefined;
 
 /** Builds bench/bin/atomic_ref once per process (again only if the source is newer). */
-export function buildCRef(cc: string | null, liburingStatic: string | null): Promise<string> {
+export function buildCRef(cc: string | null, liburing: string | null): Promise<string> {
   built ??= (async () => {
     if (!fs.existsSync(CREF_SOURCE)) throw new Unsupported(`C reference source ${CREF_SOURCE} not found`);
     if (!cc) throw new Unsupported('no C compiler (cc) to build the C reference');
+    if (!liburing) throw new Unsupported('the vendored liburing (deps/liburing) is missing');
     const fresh = fs.existsSync(CREF_BINARY) && fs.statSync(CREF_BINARY).mtimeMs >= fs.statSync(CREF_SOURCE).mtimeMs;
     if (fresh) return CREF_BINARY;
     fs.mkdirSync(path.dirname(CREF_BINARY), { recursive: true });
-    const lib = liburingStatic ? '-l:liburing.a' : '-luring';
-    const args = ['-O2', '-Wall', '-o', CREF_BINARY, CREF_SOURCE, lib];
+    // liburing's own sources are compiled in, as odirect's binding.gyp does: no system liburing.
+    const args = ['-O2', '-Wall', '-D_GNU_SOURCE', '-I', path.join(liburing, 'include'), '-o', CREF_BINARY, CREF_SOURCE, ...VENDORED_LIBURING_SOURCES];
     const r = await runCommand(cc, args, 120_000);
     if (r.code !== 0) {
       throw new Unsupported(`building the C reference failed (${cc} ${args.join(' ')}): ${r.stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
@@ -43,7 +44,7 @@ interface CRefOutput {
 export async function runCRef(ctx: RunContext): Promise<RunResult> {
   const w = ctx.workload;
   if (w.kind !== 'random' && w.kind !== 'sequential') throw new Unsupported('the C reference runs the shared-file rows only');
-  const binary = await buildCRef(ctx.tools.cc, ctx.tools.liburingStatic);
+  const binary = await buildCRef(ctx.tools.cc, ctx.tools.liburing);
   const args = [
     '--file', ctx.target.sharedFile,
     '--size', String(ctx.target.fileSize),
