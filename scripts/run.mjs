@@ -1,7 +1,8 @@
 #!/usr/bin/env node
 // `npm test` and `npm run bench`: everything a fresh machine needs, then the job.
-//   1. system packages (xfsprogs, liburing-dev, fio, build tools) via scripts/install-deps.sh
-//   2. node_modules (npm install from the lockfile) when missing or older than package-lock.json
+//   1. system packages (xfsprogs, fio, build tools) via scripts/install-deps.sh
+//   2. node_modules (npm ci: exactly the lockfile, which it never rewrites) when missing or
+//      older than package-lock.json
 //   3. build: the addon (node-gyp) and the TypeScript (dist/)
 //   4. the job: vitest, or the bench suite
 // Only node built-ins here: this runs before node_modules exists.
@@ -43,10 +44,7 @@ if (job !== 'test' && job !== 'bench') {
 step('system packages', 'bash', [join(root, 'scripts', 'install-deps.sh')]);
 // Scripts are ignored here and the addon built explicitly below, so a stale
 // prebuild can never stand in for the code in this checkout.
-// npm install, not npm ci: it installs the locked versions all the same, but npm 11's ci
-// rejects a lockfile made on Linux for lacking other platforms' optional packages
-// ("Missing: @rollup/rollup-darwin-arm64 from lock file").
-if (modulesStale()) step('node modules', 'npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund']);
+if (modulesStale()) step('node modules', 'npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund']);
 step('build native addon', 'npm', ['run', 'build:native', '--silent']);
 step('build TypeScript', 'npm', ['run', 'build:ts', '--silent']);
 
