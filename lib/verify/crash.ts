@@ -26,6 +26,8 @@ export interface CrashOptions {
   runMs?: number;
   /** Writes are acknowledged only once durable (RWF_DSYNC). Default true; false shows what is lost without it. */
   dsync?: boolean;
+  /** Called after each cycle with the counts so far. */
+  progress?: (soFar: Readonly<CrashReport>) => void;
 }
 
 export interface CrashReport {
@@ -152,6 +154,7 @@ export async function runCrashCycles(target: CrashTarget, options: CrashOptions)
       await h.close();
     }
     report.cycles++;
+    options.progress?.(report);
   }
   return report;
 }

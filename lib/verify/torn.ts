@@ -25,6 +25,8 @@ export interface TornOptions {
   writers?: number;
   readers?: number;
   regions?: number;
+  /** Called about once a second with the counts so far. */
+  progress?: (soFar: Readonly<TornReport>) => void;
 }
 
 /** Region size: 64 KiB where the filesystem allows, within [unitMin, unitMax]. */
@@ -42,6 +44,7 @@ export async function huntTornWrites(dir: string, caps: Capabilities, options: T
   const started = Date.now();
   const deadline = started + options.seconds * 1000;
   const pick = () => Math.floor(Math.random() * regions);
+  const ticker = options.progress ? setInterval(() => options.progress!(report), 1000) : undefined;
   try {
     for (let r = 0; r < regions; r++) {
       const block = alignedBuffer(regionSize);
@@ -76,6 +79,7 @@ export async function huntTornWrites(dir: string, caps: Capabilities, options: T
       ...Array.from({ length: options.readers ?? 4 }, reader),
     ]);
   } finally {
+    clearInterval(ticker);
     report.seconds = (Date.now() - started) / 1000;
     await f.close();
     await unlink(file).catch(() => undefined);
