@@ -1,10 +1,13 @@
 // Aligned memory in ordinary ArrayBuffers: over-allocate, ask the addon how
 // far the data is from an aligned address, return the aligned view. V8's
 // sandbox (Electron, future Node) refuses external memory, so no posix_memalign.
+import { constants } from 'node:buffer';
+import { OdirectError } from './errors';
 import { native } from './native';
 import { checkPosition, rangeError } from './validate';
 
 const DEFAULT_ALIGNMENT = 4096;
+const BUFFER_MAX_LENGTH = constants.MAX_LENGTH;
 
 export function isPowerOfTwo(n: number): boolean {
   return Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0;
@@ -25,7 +28,14 @@ export function alignedBuffer(size: number, alignment = DEFAULT_ALIGNMENT): Buff
   if (!isPowerOfTwo(alignment) || alignment > 1 << 20) {
     throw rangeError('alignment', 'a power of two no larger than 1 MiB', alignment);
   }
-  const backing = Buffer.alloc(size + alignment);
+  // Buffer.alloc's own refusals are plain RangeErrors: refuse first, as an ArgumentError.
+  if (size > BUFFER_MAX_LENGTH - alignment) throw rangeError('size', `at most ${BUFFER_MAX_LENGTH - alignment} with alignment ${alignment}`, size);
+  let backing: Buffer;
+  try {
+    backing = Buffer.alloc(size + alignment);
+  } catch (err) {
+    throw new OdirectError('ENOMEM', `cannot allocate ${size + alignment} bytes for an aligned buffer: ${(err as Error).message}`, { cause: err });
+  }
   const skip = (alignment - native.addressModulo(backing, alignment)) % alignment;
   return backing.subarray(skip, skip + size);
 }

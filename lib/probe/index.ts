@@ -241,9 +241,8 @@ async function probeBlockDevice(target: string, st: NativeStatx, known?: KnownOp
   };
 }
 
-export async function probe(target: string): Promise<Capabilities> {
-  checkPath(target);
-  const resolved = path.resolve(target);
+export async function probe(target: string | URL | Buffer): Promise<Capabilities> {
+  const resolved = path.resolve(checkPath(target));
   try {
     const st = await native.statx(resolved);
     const kind = kindOf(st, resolved);
