@@ -249,3 +249,17 @@ describe('npm pack, then install with no compiler', () => {
     expect(JSON.parse(cli.stdout).ioUring).toHaveProperty('available');
   });
 });
+
+describe('npm ci on a clean clone, with the system liburing hidden', () => {
+  const root = process.getuid?.() === 0;
+  const unshare = run('sh', ['-c', 'command -v unshare']).status === 0;
+  const committed = run('git', ['status', '--porcelain', '--untracked-files=no'], { cwd: ROOT }).stdout === '';
+  // It clones HEAD: uncommitted changes would not be what it checks.
+  const reason = !root ? 'needs root (a private mount namespace)' : !unshare ? 'needs unshare(1)' : !committed ? 'the checkout has uncommitted changes (it clones HEAD)' : null;
+  it.skipIf(reason !== null)(`builds the addon from deps/liburing, probe() finds io_uring, the tree stays clean${reason ? ` [skipped: ${reason}]` : ''}`, async () => {
+    const { stdout } = await mustRunAsync('bash', [path.join(ROOT, 'scripts', 'check-clean-install.sh')], { cwd: ROOT });
+    expect(stdout).toContain('check-clean-install: system liburing hidden');
+    expect(stdout).toContain('check-clean-install: probe().ioUring = {"available":true}');
+    expect(stdout).toContain('check-clean-install: ok');
+  }, 900_000);
+});
