@@ -119,8 +119,11 @@ async function main(argv: string[]): Promise<number> {
       // libuv sizes its thread pool when the pool first starts, and loading the
       // bench starts it: the thread-pool engine needs 32+ threads for depth 32.
       process.env.UV_THREADPOOL_SIZE ??= '64';
-      const { runBench } = await import('./bench/index.js');
-      return runBench(rest);
+      // The bench is built beside the library (bench/dist), never inside it: only this
+      // command loads it. A variable specifier keeps tsc from resolving it at build time.
+      const benchEntry = '../bench/dist/index.js';
+      const bench = (await import(benchEntry)) as { runBench(argv: string[]): Promise<number> };
+      return bench.runBench(rest);
     }
     case 'help':
       process.stdout.write(USAGE);

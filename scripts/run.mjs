@@ -1,6 +1,8 @@
 #!/usr/bin/env node
 // `npm test` and `npm run bench`: everything a fresh machine needs, then the job.
-//   1. system packages (xfsprogs, fio, build tools) via scripts/install-deps.sh
+//   1. system packages (xfsprogs, fio, build tools) via scripts/install-deps.sh.
+//      Running one of the README's two commands is the request to set the machine up; the
+//      bench itself (`odirect bench`) never installs anything unless given --install.
 //   2. node_modules (npm ci: exactly the lockfile, which it never rewrites) when missing or
 //      older than package-lock.json
 //   3. build: the addon (node-gyp) and the TypeScript (dist/)

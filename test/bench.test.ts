@@ -1,4 +1,4 @@
-// The benchmark suite (lib/bench, issue 5), end to end: `--quick --filter` of one row
+// The benchmark suite (bench/src, issue 5), end to end: `--quick --filter` of one row
 // makes its own scratch ext4 on a loop device, runs every contender, writes valid JSON
 // and an SVG, and leaves no mount, loop device or directory behind. `--dir` makes
 // nothing and removes its temp subdirectory.
@@ -6,10 +6,10 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { runBench } from '../lib/bench/index';
-import type { BenchReport } from '../lib/bench/index';
-import { compileFilter } from '../lib/bench/options';
-import { LatencyRecorder, median, spread } from '../lib/bench/stats';
+import { runBench } from '../bench/src/index';
+import type { BenchReport } from '../bench/src/index';
+import { compileFilter } from '../bench/src/options';
+import { LatencyRecorder, median, spread } from '../bench/src/stats';
 import { scratchAvailable } from '../lib/scratch/scratchfs';
 import { describeOnFs, requireLoop, uniqueDir } from './helpers/scratch';
 

@@ -4,7 +4,7 @@
 import { randomFillSync } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
-import { alignedBuffer, open, probe, UnsupportedError } from '../index';
+import { alignedBuffer, open, probe, UnsupportedError } from './library';
 import { isInterrupted } from './cleanup';
 import { runCRef } from './contenders/cref';
 import { runFio } from './contenders/fio';

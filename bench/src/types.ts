@@ -1,5 +1,5 @@
 // Shared shapes of the bench: what a contender gets to run and what it gives back.
-import type { Capabilities } from '../types';
+import type { Capabilities } from './library';
 import type { ToolReport } from './environment';
 import type { Workload } from './workloads';
 

@@ -1,6 +1,6 @@
 // `odirect bench`: the benchmark suite of issue 5.
 //
-// Scratch mode (default, root): installs what is missing (scripts/install-deps.sh),
+// Scratch mode (default, root): with --install, installs what is missing (scripts/install-deps.sh);
 // makes an ext4 and an XFS filesystem on sparse images attached to loop devices with
 // --direct-io=on (lib/scratch), lays out the file, runs every row against fio,
 // node:fs and (atomic row) a C liburing reference, prints the table, writes
@@ -16,7 +16,7 @@ import {
   scratchAvailable,
   sweepStaleScratch,
   type ScratchFs,
-} from '../scratch/scratchfs';
+} from './library';
 import { installInterruptHandlers, isInterrupted, removeTempDir, trackDirectory, trackTempDir, untrackDirectory } from './cleanup';
 import {
   checkTools,

@@ -1,6 +1,6 @@
 // odirect itself, through its public API, on the io_uring or the thread-pool engine.
-import { alignedBuffer, open, type DirectFile } from '../../index';
-import type { EngineName, WriteOptions } from '../../types';
+import { alignedBuffer, open, type DirectFile } from '../library';
+import type { EngineName, WriteOptions } from '../library';
 import { drive, offsetSource, randomBuffers, STOP } from '../drive';
 import type { RunContext, RunResult } from '../types';
 

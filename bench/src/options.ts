@@ -28,7 +28,7 @@ export interface BenchOptions {
   /** Where <date>.json and <date>.svg go. */
   outDir: string;
   progress: boolean;
-  /** Run scripts/install-deps.sh when tools are missing. */
+  /** Run scripts/install-deps.sh when tools are missing: only when asked (--install). */
   install: boolean;
   help: boolean;
   list: boolean;
@@ -57,7 +57,9 @@ needs root), against fio, node:fs and (for atomic writes) a C liburing reference
   --append-mib N     size cap of the append rows' log file (default 256; 128 with --quick)
   --out DIR          where <date>.json and <date>.svg go (default bench/results)
   --no-progress      no progress bar on stderr
-  --no-install       do not run scripts/install-deps.sh when fio or cc are missing
+  --install          run scripts/install-deps.sh (apt-get, as root) when fio or cc
+                     or the scratch tools are missing; without it nothing is installed
+  --no-install       the default: install nothing (kept for old command lines)
   --list             print the row ids and exit
   -h, --help         this text
 `;
@@ -160,6 +162,9 @@ export function parseOptions(argv: readonly string[], packageRoot: string): Benc
       case '--no-progress':
         o.progress = false;
         break;
+      case '--install':
+        o.install = true;
+        break;
       case '--no-install':
         o.install = false;
         break;
@@ -192,7 +197,7 @@ export function parseOptions(argv: readonly string[], packageRoot: string): Benc
     dir: o.dir,
     outDir: o.outDir ?? defaultOutDir(packageRoot),
     progress: o.progress ?? true,
-    install: o.install ?? true,
+    install: o.install ?? false,
     help: o.help ?? false,
     list: o.list ?? false,
   };

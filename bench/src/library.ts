@@ -1,0 +1,13 @@
+// What the bench uses of odirect: the built library (dist/), loaded exactly as a
+// user's program loads it, and the scratch-filesystem harness that ships beside it.
+// The bench is not part of the library: `require('odirect')` never loads this folder.
+export { alignedBuffer, open, probe, UnsupportedError, type DirectFile } from '../../dist/index.js';
+export type { Capabilities, EngineName, WriteOptions } from '../../dist/index.js';
+export {
+  makeScratchFs,
+  registerCleanupOnExit,
+  removeScratchFs,
+  scratchAvailable,
+  sweepStaleScratch,
+  type ScratchFs,
+} from '../../dist/scratch/scratchfs.js';
