@@ -127,6 +127,20 @@ int main() {
   });
 });
 
+describe('npm scripts', () => {
+  it('no script is a pre- or post-hook of another (npm run build must not also make prebuilds)', () => {
+    const scripts = (JSON.parse(fs.readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as { scripts: Record<string, string> }).scripts;
+    const hooks = Object.keys(scripts).filter((name) => {
+      const m = /^(pre|post)(.+)$/.exec(name);
+      return m !== null && m[2]! in scripts;
+    });
+    expect(hooks).toEqual([]);
+    expect(scripts['build:prebuild']).toBe('prebuildify --napi --tag-libc --strip');
+    expect(scripts['prepare']).toMatch(/build:ts/);
+    expect(scripts['prepack']).toMatch(/build:ts.*check-pack/);
+  });
+});
+
 describe('npm pack, then install with no compiler', () => {
   let work = '';
   let tarball = '';
