@@ -20,10 +20,14 @@ function odirect(args: string[], opts: SpawnSyncOptions = {}) {
 }
 
 describe('odirect CLI conventions', () => {
-  it.each([['--help'], ['-h'], ['help'], ['probe', '--help'], ['verify-atomic', '--help'], ['verify-atomic', '-h'], ['bench', '--help']])(
-    '%s %s prints usage to stdout and exits 0',
-    (...args: string[]) => {
-      const r = odirect(args.filter(Boolean));
+  it.each(
+    [['--help'], ['-h'], ['help'], ['probe', '--help'], ['verify-atomic', '--help'], ['verify-atomic', '-h'], ['bench', '--help']].map(
+      (args) => [args.join(' '), args] as const,
+    ),
+  )(
+    'odirect %s prints usage to stdout and exits 0',
+    (_title, args) => {
+      const r = odirect([...args]);
       expect(r.status).toBe(0);
       expect(r.stdout).toMatch(/^usage: odirect/);
       expect(r.stderr).toBe('');
