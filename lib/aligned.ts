@@ -4,7 +4,7 @@
 import { constants } from 'node:buffer';
 import { OdirectError } from './errors';
 import { native } from './native';
-import { checkPosition, rangeError } from './validate';
+import { checkPosition, rangeError, typeError } from './validate';
 
 const DEFAULT_ALIGNMENT = 4096;
 const BUFFER_MAX_LENGTH = constants.MAX_LENGTH;
@@ -13,8 +13,12 @@ export function isPowerOfTwo(n: number): boolean {
   return Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
 
-/** True when the view's first byte sits at a multiple of `alignment`. */
+/** True when the view's first byte sits at a multiple of `alignment` (0 or 1: no requirement). */
 export function isMemoryAligned(view: ArrayBufferView, alignment: number): boolean {
+  // Checked here, so that bad input is an ArgumentError rather than the addon's TypeError/RangeError.
+  if (!ArrayBuffer.isView(view)) throw typeError('view', 'an ArrayBufferView (Buffer, TypedArray or DataView)', view);
+  if (typeof alignment !== 'number') throw typeError('alignment', 'a number', alignment);
+  if (alignment !== 0 && !isPowerOfTwo(alignment)) throw rangeError('alignment', 'a power of two (or 0)', alignment);
   return alignment <= 1 || native.addressModulo(view, alignment) === 0;
 }
 

@@ -8,7 +8,7 @@ import * as os from 'node:os';
 import * as path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { afterAll, describe, expect, it } from 'vitest';
-import { ArgumentError, OdirectError, alignedBuffer, open, probe } from '../lib/index';
+import { ArgumentError, OdirectError, alignedBuffer, isMemoryAligned, open, probe } from '../lib/index';
 
 const base = fs.mkdtempSync(path.join(fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir(), 'odirect-paths-'));
 afterAll(() => fs.rmSync(base, { recursive: true, force: true }));
@@ -35,6 +35,26 @@ describe('alignedBuffer refusals are OdirectErrors', () => {
     const err = thrown(() => alignedBuffer(undefined as unknown as number));
     expect(err).toBeInstanceOf(ArgumentError);
     expect(err.message).toBe('size must be a number, got undefined (missing)');
+  });
+});
+
+describe('isMemoryAligned refusals are ArgumentErrors, not the addon\'s TypeError/RangeError', () => {
+  it('a string view, a non-power-of-two alignment, a string alignment', () => {
+    const notView = thrown(() => isMemoryAligned('x' as unknown as Uint8Array, 4096));
+    expect(notView).toBeInstanceOf(ArgumentError);
+    expect(notView.code).toBe('ERR_INVALID_ARG_TYPE');
+    const three = thrown(() => isMemoryAligned(Buffer.alloc(8), 3));
+    expect(three).toBeInstanceOf(ArgumentError);
+    expect(three.code).toBe('ERR_OUT_OF_RANGE');
+    expect(thrown(() => isMemoryAligned(Buffer.alloc(8), '4096' as unknown as number))).toBeInstanceOf(ArgumentError);
+  });
+
+  it('still answers for good input: aligned, misaligned, no requirement', () => {
+    const page = alignedBuffer(8192);
+    expect(isMemoryAligned(page, 4096)).toBe(true);
+    expect(isMemoryAligned(page.subarray(512), 4096)).toBe(false);
+    expect(isMemoryAligned(page.subarray(512), 512)).toBe(true);
+    expect(isMemoryAligned(page.subarray(1), 0)).toBe(true);
   });
 });
 
