@@ -1,8 +1,9 @@
-// The compiled addon, typed. node-gyp-build loads prebuilds/ (prebuildify
-// --napi --strip) and falls back to build/Release; the package root is one
+// The compiled addon, typed. node-gyp-build loads build/Release, or else the
+// prebuild in prebuilds/ (prebuildify --napi --tag-libc); the package root is one
 // level up from both lib/ (sources, under vitest) and dist/ (compiled).
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import { OdirectError } from './errors';
 
 export interface NativeStatx {
   mask: number;
@@ -115,5 +116,22 @@ export type NativeConstant =
 const requireHere = createRequire(__filename);
 const loadBinding = requireHere('node-gyp-build') as (dir: string) => unknown;
 
-export const native = loadBinding(path.join(__dirname, '..')) as NativeBinding;
+/** node-gyp-build, with what to do when there is neither a matching prebuild nor a build. */
+function loadAddon(root: string): NativeBinding {
+  try {
+    return loadBinding(root) as NativeBinding;
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('No native build was found')) throw err;
+    throw new OdirectError(
+      'ERR_NATIVE_ADDON_MISSING',
+      `${err.message.trim()}\n` +
+        'odirect ships prebuilds for linux-x64 with glibc >= 2.28; elsewhere its install script builds the addon ' +
+        '(needs a C/C++ toolchain, make and python3). If npm skipped that script (npm 11 asks first: ' +
+        '`npm install-scripts approve odirect`), run `npm rebuild odirect`.',
+      { cause: err },
+    );
+  }
+}
+
+export const native = loadAddon(path.join(__dirname, '..'));
 export const C = native.constants;

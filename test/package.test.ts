@@ -141,6 +141,27 @@ describe('npm scripts', () => {
   });
 });
 
+describe('an install with neither a prebuild nor a build', () => {
+  it('says what to do, as an OdirectError', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'odirect-nobuild-'));
+    try {
+      fs.cpSync(path.join(ROOT, 'dist'), path.join(dir, 'dist'), { recursive: true });
+      fs.copyFileSync(path.join(ROOT, 'package.json'), path.join(dir, 'package.json'));
+      fs.symlinkSync(path.join(ROOT, 'node_modules'), path.join(dir, 'node_modules'));
+      const r = run(process.execPath, [
+        '-e',
+        `try { require('./dist/index.js') } catch (e) { console.log(JSON.stringify({ name: e.name, code: e.code, message: e.message })) }`,
+      ], { cwd: dir });
+      const err = JSON.parse(r.stdout) as { name: string; code: string; message: string };
+      expect(err).toMatchObject({ name: 'OdirectError', code: 'ERR_NATIVE_ADDON_MISSING' });
+      expect(err.message).toMatch(/^No native build was found for platform=linux arch=/);
+      expect(err.message).toContain('npm rebuild odirect');
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});
+
 describe('npm pack, then install with no compiler', () => {
   let work = '';
   let tarball = '';
