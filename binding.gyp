@@ -42,6 +42,7 @@
         "native/io.cc",
         "native/memory.cc",
         "native/op.cc",
+        "native/owned.cc",
         "native/stat.cc",
         "native/uring.cc"
       ],

@@ -1,8 +1,11 @@
-// Aligned memory in ordinary ArrayBuffers: over-allocate, ask the addon how
-// far the data is from an aligned address, return the aligned view. V8's
-// sandbox (Electron, future Node) refuses external memory, so no posix_memalign.
+// Aligned memory that odirect owns (docs/memory.md): allocated natively
+// (posix_memalign) and handed to JS as an external ArrayBuffer whose memory is
+// reference-counted: JS holds one reference, every op in flight one more, so a
+// transfer, detach or collection in JS never frees memory the kernel uses.
+// Where the runtime refuses external memory (V8's sandbox: Electron, future
+// Node) it is a SharedArrayBuffer instead, which cannot be detached.
 import { constants } from 'node:buffer';
-import { OdirectError } from './errors';
+import { OdirectError, withContext } from './errors';
 import { native } from './native';
 import { checkPosition, rangeError, typeError } from './validate';
 
@@ -22,9 +25,27 @@ export function isMemoryAligned(view: ArrayBufferView, alignment: number): boole
   return alignment <= 1 || native.addressModulo(view, alignment) === 0;
 }
 
+// The ArrayBuffers of odirect memory, shared by every copy of this module that
+// loaded the same addon (kept on the addon's exports), so a buffer from one copy
+// is recognised by another.
+const OWNED_SET = Symbol.for('odirect.ownedArrayBuffers');
+const ownedArrayBuffers: WeakSet<ArrayBufferLike> = ((native as unknown as Record<symbol, WeakSet<ArrayBufferLike>>)[OWNED_SET] ??=
+  new WeakSet());
+
+/** Marks an ArrayBuffer as odirect memory (the registered arena's slots). */
+export function markOwned(buffer: ArrayBuffer): void {
+  ownedArrayBuffers.add(buffer);
+}
+
+/** True when the kernel may use this buffer's memory in flight without a copy: odirect's own, or shared. */
+export function isOwnedMemory(buffer: ArrayBufferLike): boolean {
+  return ownedArrayBuffers.has(buffer);
+}
+
 /**
  * A zero-filled Buffer of `size` bytes whose address is a multiple of
  * `alignment` (default 4096: enough for every device's DMA and page rules).
+ * Its `.buffer` covers exactly this allocation (no other buffer's memory).
  */
 export function alignedBuffer(size: number, alignment = DEFAULT_ALIGNMENT): Buffer {
   checkPosition(size, 'size');
@@ -32,14 +53,25 @@ export function alignedBuffer(size: number, alignment = DEFAULT_ALIGNMENT): Buff
   if (!isPowerOfTwo(alignment) || alignment > 1 << 20) {
     throw rangeError('alignment', 'a power of two no larger than 1 MiB', alignment);
   }
-  // Buffer.alloc's own refusals are plain RangeErrors: refuse first, as an ArgumentError.
+  // Past this a Buffer cannot view it (Buffer.from's refusal would be a plain RangeError).
   if (size > BUFFER_MAX_LENGTH - alignment) throw rangeError('size', `at most ${BUFFER_MAX_LENGTH - alignment} with alignment ${alignment}`, size);
-  let backing: Buffer;
+  let external: ArrayBuffer | undefined;
   try {
-    backing = Buffer.alloc(size + alignment);
+    external = native.allocOwned(size, alignment);
+  } catch (err) {
+    throw withContext(err, { length: size }); // ENOMEM from posix_memalign: an OdirectError
+  }
+  if (external) {
+    ownedArrayBuffers.add(external);
+    return Buffer.from(external, 0, size);
+  }
+  let sharedMemory: SharedArrayBuffer;
+  try {
+    sharedMemory = new SharedArrayBuffer(size + alignment);
   } catch (err) {
     throw new OdirectError('ENOMEM', `cannot allocate ${size + alignment} bytes for an aligned buffer: ${(err as Error).message}`, { cause: err });
   }
-  const skip = (alignment - native.addressModulo(backing, alignment)) % alignment;
-  return backing.subarray(skip, skip + size);
+  const shared = Buffer.from(sharedMemory);
+  const skip = (alignment - native.addressModulo(shared, alignment)) % alignment;
+  return shared.subarray(skip, skip + size);
 }

@@ -14,7 +14,7 @@ const USAGE = `usage: odirect <command> [options]
 
 commands:
   probe PATH            what direct, atomic and uncached I/O can do on PATH (JSON)
-  verify-atomic PATH    check atomic writes on PATH's filesystem
+  verify-atomic [PATH]  check atomic writes on PATH's filesystem, or on a scratch XFS
   bench [options]       the benchmark suite (see bench/README.md)
 
 options:

@@ -3,10 +3,12 @@
 // → ordering → engine → fallback. Each step's policy lives in policies/.
 import { C, native } from './native';
 import type { Engine } from './engines/engine';
+import { assertViewUnchanged } from './engines/caller-memory';
 import { selectEngine } from './engines/select';
 import { AtomicWriteError, OdirectError, UnsupportedError, withContext } from './errors';
 import { alignmentError, findMisalignment, type Misalignment } from './policies/alignment';
 import { checkAtomicResult, checkAtomicWrite, type AtomicRequest } from './policies/atomic';
+import { atomicWriteNeedsExclusiveRange } from './policies/atomic-overlap';
 import { durableWriteFlags, syncAfterDurableWrite } from './policies/durability';
 import { bouncePool } from './policies/bounce-pool';
 import { writeCached } from './policies/cache';
@@ -415,10 +417,12 @@ export class DirectFile {
   /** Issues the direct write as it is, through a bounce buffer, or as a read-modify-write. */
   private async writeDirect(chunks: Uint8Array[], position: number, length: number, plan: WritePlan) {
     const { rwflags, misaligned, span } = plan;
-    if (!misaligned) return this.underLock(position, position + length, false, () => this.io.writev(this.fd, chunks, position, rwflags));
+    // Overlapping software (CoW) atomic writes never run together: policies/atomic-overlap.ts.
+    const exclusive = atomicWriteNeedsExclusiveRange(this.capabilities, (rwflags & C.RWF_ATOMIC) !== 0);
+    if (!misaligned) return this.underLock(position, position + length, exclusive, () => this.io.writev(this.fd, chunks, position, rwflags));
     if (!span) {
       this.stats.bounced++;
-      return this.underLock(position, position + length, false, () => this.writeBounced(chunks, position, length, rwflags));
+      return this.underLock(position, position + length, exclusive, () => this.writeBounced(chunks, position, length, rwflags));
     }
     this.stats.readModifyWrite++;
     return this.underLock(span.start, span.end, true, () => this.readModifyWrite(chunks, position, length, span, rwflags));
@@ -525,8 +529,10 @@ export class DirectFile {
     const span = alignedSpan(position, length, align);
     const bounce = bouncePool.acquire(span.end - span.start);
     try {
+      const intoLength = into.byteLength;
       const n = await this.io.readv(this.fd, [bounce], span.start, 0);
       const available = Math.max(0, Math.min(length, span.start + n - position));
+      assertViewUnchanged(into, intoLength); // detached or shrunk while the read ran: a typed error
       into.set(bounce.subarray(position - span.start, position - span.start + available));
       return available;
     } finally {

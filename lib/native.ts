@@ -66,6 +66,8 @@ export interface NativeBinding {
   syncFileRangeSync(fd: number, offset: Offset, nbytes: Offset, flags: number): number;
   fadvise(fd: number, offset: Offset, length: Offset, advice: number): Promise<number>;
   fadviseSync(fd: number, offset: Offset, length: Offset, advice: number): number;
+  /** Points fd at /dev/null, keeping the number taken (throws EBADF if it is not open). */
+  fdToDevNull(fd: number): void;
   fsShutdown(fd: number, flags: number): Promise<number>;
   fsShutdownSync(fd: number, flags: number): number;
   pwritev2(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number): Promise<number>;
@@ -81,13 +83,27 @@ export interface NativeBinding {
   residentPages(fd: number, offset: Offset, length: Offset): Promise<number>;
   residentPagesSync(fd: number, offset: Offset, length: Offset): number;
   addressModulo(view: ArrayBufferView, alignment: number): number;
-  uringSetupErrno(): number;
+  /** Zero-filled external memory odirect owns (refcounted; see docs/memory.md), or undefined where external memory is refused. */
+  allocOwned(size: number, alignment: number): ArrayBuffer | undefined;
+  /** True when the view's bytes lie in a live odirect allocation. */
+  isOwned(view: ArrayBufferView): boolean;
+  /** Detaches an odirect-owned view's ArrayBuffer (false, and nothing done, for other memory). */
+  detachOwned(view: ArrayBufferView): boolean;
+  /** Live odirect allocations (blocks and registered slots) in this process. */
+  ownedBlocks(): number;
+  /** errno of a test io_uring_setup (0: works) and the needed opcodes its probe lacks. */
+  uringSupport(): { errno: number; missing: string[] };
   uringInit(
     entries: number,
     onComplete: (ids: Uint32Array, results: Int32Array) => void,
     deferTaskrun: boolean,
   ): { sqEntries: number; cqEntries: number; features: number; ftruncate: boolean };
-  uringRegisterBuffer(view: Uint8Array): void;
+  /** Allocates and registers fixed buffer 0 of this thread's ring. */
+  uringRegisterArena(bytes: number): void;
+  /** A slot of the registered region as its own ArrayBuffer (whole pages), or undefined when full. */
+  uringArenaAcquire(size: number): ArrayBuffer | undefined;
+  /** Turns SQEs still queued into NOPs; returns their ids. */
+  uringCancelQueued(): number[];
   uringPrepWritev(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean): boolean;
   uringPrepReadv(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean): boolean;
   uringPrepFsync(fd: number, dataOnly: boolean, id: number): boolean;
@@ -133,5 +149,7 @@ function loadAddon(root: string): NativeBinding {
   }
 }
 
-export const native = loadAddon(path.join(__dirname, '..'));
+// ODIRECT_ADDON_PATH loads a given build instead (scripts/asan.sh: the sanitizer build in build-asan/).
+const addonPath = process.env.ODIRECT_ADDON_PATH;
+export const native = (addonPath ? requireHere(path.resolve(addonPath)) : loadAddon(path.join(__dirname, '..'))) as NativeBinding;
 export const C = native.constants;

@@ -15,7 +15,12 @@ export function registeredBuffer(size: number): Buffer {
   return arena?.acquire(size) ?? alignedBuffer(size);
 }
 
-/** Returns a registeredBuffer() for reuse now (it is also reclaimed when collected). Never while it is in flight. */
+/**
+ * Gives a registeredBuffer() back for reuse: its memory is detached from JS at
+ * once (every view of it, subarrays included, becomes empty) and returns to the
+ * registered region when I/O in flight on it settles. Without this it returns
+ * when collected.
+ */
 export function releaseBuffer(buffer: Uint8Array): void {
   const arena = uringAvailability().available ? uringEngine().arena : undefined;
   arena?.release(buffer);

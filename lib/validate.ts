@@ -1,6 +1,7 @@
 // Argument checks for the public API: precise messages, thrown before any I/O.
 import { fileURLToPath } from 'node:url';
 import { OdirectError } from './errors';
+import { isShrinkable } from './policies/ownership';
 
 /** A bad argument: wrong type (ERR_INVALID_ARG_TYPE), value (ERR_INVALID_ARG_VALUE) or range (ERR_OUT_OF_RANGE). */
 export class ArgumentError extends OdirectError {}
@@ -41,6 +42,9 @@ export function checkBytes(value: unknown, name = 'data'): Uint8Array {
     throw new ArgumentError('ERR_INVALID_ARG_VALUE', `${name} is empty (0 bytes, or its ArrayBuffer was detached)`);
   }
   if (value.byteLength > MAX_IO_BYTES) throw rangeError(`${name}.byteLength`, `at most ${MAX_IO_BYTES}`, value.byteLength);
+  if (isShrinkable(value)) {
+    throw new ArgumentError('ERR_BUFFER_RESIZABLE', `${name} is a view of a resizable ArrayBuffer, which could shrink while the I/O is under way (docs/memory.md)`);
+  }
   return value;
 }
 

@@ -11,6 +11,7 @@
 #include "file.h"
 #include "io.h"
 #include "memory.h"
+#include "owned.h"
 #include "stat.h"
 #include "uring.h"
 
@@ -80,6 +81,7 @@ static Napi::Object InitOdirect(Napi::Env env, Napi::Object exports) {
   InitIo(env, exports);
   InitStat(env, exports);
   InitMemory(env, exports);
+  InitOwned(env, exports);
   InitUring(env, exports);
   exports.Set("constants", Constants(env));
   exports.Set("errnoError", Napi::Function::New(env, MakeErrnoError, "errnoError"));

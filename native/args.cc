@@ -17,29 +17,6 @@ namespace {
 
 constexpr double kMaxSafeInteger = 9007199254740991.0;
 
-// Data pointer and length of any ArrayBufferView (TypedArray or DataView), or
-// false when the value is not one. A detached buffer has no data.
-bool GetViewSpan(Napi::Value value, uint8_t** data, size_t* length, bool* detached) {
-  Napi::ArrayBuffer buffer;
-  size_t offset = 0;
-  if (value.IsTypedArray()) {
-    Napi::TypedArray typed = value.As<Napi::TypedArray>();
-    buffer = typed.ArrayBuffer();
-    offset = typed.ByteOffset();
-    *length = typed.ByteLength();
-  } else if (value.IsDataView()) {
-    Napi::DataView view = value.As<Napi::DataView>();
-    buffer = view.ArrayBuffer();
-    offset = view.ByteOffset();
-    *length = view.ByteLength();
-  } else {
-    return false;
-  }
-  *detached = buffer.IsDetached();
-  *data = *detached ? nullptr : static_cast<uint8_t*>(buffer.Data()) + offset;
-  return true;
-}
-
 }  // namespace
 
 void RequireArgs(const Napi::CallbackInfo& info, size_t count, const char* fn) {
@@ -105,9 +82,37 @@ std::string ArgPath(const Napi::CallbackInfo& info, size_t index) {
   return path;
 }
 
+// Raw N-API rather than Napi::ArrayBuffer: napi_get_arraybuffer_info refuses a
+// SharedArrayBuffer, while the view's own info gives its data pointer either way.
+bool GetViewSpan(Napi::Value value, uint8_t** data, size_t* length, bool* detached, bool* shared) {
+  napi_env env = value.Env();
+  napi_value buffer = nullptr;
+  void* base = nullptr;
+  size_t offset = 0;
+  if (value.IsTypedArray()) {
+    napi_typedarray_type type;
+    size_t elements = 0;
+    if (napi_get_typedarray_info(env, value, &type, &elements, &base, &buffer, &offset) != napi_ok) return false;
+    *length = value.As<Napi::TypedArray>().ByteLength();
+  } else if (value.IsDataView()) {
+    if (napi_get_dataview_info(env, value, length, &base, &buffer, &offset) != napi_ok) return false;
+  } else {
+    return false;
+  }
+  bool isArrayBuffer = false;
+  napi_is_arraybuffer(env, buffer, &isArrayBuffer);
+  *shared = !isArrayBuffer;  // a view's buffer is an ArrayBuffer or a SharedArrayBuffer
+  bool isDetached = false;
+  if (isArrayBuffer) napi_is_detached_arraybuffer(env, buffer, &isDetached);
+  *detached = isDetached;
+  *data = *detached ? nullptr : static_cast<uint8_t*>(base);
+  return true;
+}
+
 void ViewSpan(Napi::Value view, uint8_t** data, size_t* length) {
   bool detached = false;
-  if (!GetViewSpan(view, data, length, &detached)) ThrowType(view.Env(), "expected an ArrayBufferView");
+  bool shared = false;
+  if (!GetViewSpan(view, data, length, &detached, &shared)) ThrowType(view.Env(), "expected an ArrayBufferView");
   if (detached) ThrowType(view.Env(), "buffer is detached");
 }
 
@@ -118,6 +123,14 @@ Napi::TypedArray ArgView(const Napi::CallbackInfo& info, size_t index, const cha
   size_t length = 0;
   ViewSpan(value, &data, &length);
   return value.As<Napi::TypedArray>();
+}
+
+Napi::Error NotOwnedError(Napi::Env env) {
+  Napi::Error error = Napi::TypeError::New(
+      env, "an async op needs memory that cannot be detached or freed while the kernel uses it: a buffer from "
+           "alignedBuffer()/registeredBuffer() or a SharedArrayBuffer view (docs/memory.md)");
+  error.Set("code", Napi::String::New(env, "ERR_BUFFER_NOT_OWNED"));
+  return error;
 }
 
 IoBuffers ArgBuffers(const Napi::CallbackInfo& info, size_t index) {
@@ -135,8 +148,9 @@ IoBuffers ArgBuffers(const Napi::CallbackInfo& info, size_t index) {
     uint8_t* data = nullptr;
     size_t length = 0;
     bool detached = false;
+    bool shared = false;
     std::string which = "buffers[" + std::to_string(i) + "]";
-    if (!GetViewSpan(value, &data, &length, &detached)) ThrowType(env, which + " must be an ArrayBufferView");
+    if (!GetViewSpan(value, &data, &length, &detached, &shared)) ThrowType(env, which + " must be an ArrayBufferView");
     if (detached) ThrowType(env, which + " is detached");
     if (length == 0) ThrowRange(env, which + " is empty");
     // The kernel caps one call at MAX_RW_COUNT (INT_MAX & PAGE_MASK); refuse sums
@@ -144,7 +158,14 @@ IoBuffers ArgBuffers(const Napi::CallbackInfo& info, size_t index) {
     if (length > static_cast<size_t>(SSIZE_MAX) - result.total) ThrowRange(env, "total buffer length too large");
     result.total += length;
     result.iov.push_back(iovec{data, length});
-    result.keep.push_back(Napi::Persistent(value.As<Napi::Object>()));
+    MemoryHold hold;
+    if (HoldOwned(data, length, &hold)) {
+      result.holds.push_back(std::move(hold));
+    } else if (shared) {
+      result.keep.push_back(Napi::Persistent(value.As<Napi::Object>()));
+    } else {
+      result.callerMemory = true;
+    }
   }
   return result;
 }

@@ -9,14 +9,24 @@
 #include <string>
 #include <vector>
 
+#include "owned.h"
+
 namespace odirect {
 
-// The buffers of one vectored call, with references that keep them alive
-// (and un-collected) until the kernel is done with them.
+// The buffers of one vectored call, with what keeps their memory valid until
+// the kernel is done with it (docs/memory.md):
+// - odirect's own blocks: a reference on the block (holds), whatever JS does;
+// - SharedArrayBuffer views: cannot be detached or shrunk, so a reference that
+//   stops collection (keep) is enough;
+// - any other ArrayBuffer can be detached (transfer), resized or collected by
+//   JS while the kernel uses it: callerMemory is set, and only the sync forms,
+//   during which no JS runs, accept it.
 struct IoBuffers {
   std::vector<iovec> iov;
   std::vector<Napi::ObjectReference> keep;
+  std::vector<MemoryHold> holds;
   size_t total = 0;
+  bool callerMemory = false;
 };
 
 void RequireArgs(const Napi::CallbackInfo& info, size_t count, const char* fn);
@@ -29,7 +39,12 @@ std::string ArgPath(const Napi::CallbackInfo& info, size_t index);
 // A TypedArray (Uint8Array, Buffer, …) whose buffer is attached.
 Napi::TypedArray ArgView(const Napi::CallbackInfo& info, size_t index, const char* name);
 void ViewSpan(Napi::Value view, uint8_t** data, size_t* length);
+// Data pointer and byte length of any ArrayBufferView over an ArrayBuffer or a
+// SharedArrayBuffer; false when the value is not a view. A detached view has no data.
+bool GetViewSpan(Napi::Value value, uint8_t** data, size_t* length, bool* detached, bool* shared);
 // An array of 1..IOV_MAX attached, non-empty ArrayBufferViews.
 IoBuffers ArgBuffers(const Napi::CallbackInfo& info, size_t index);
+// The TypeError (code ERR_BUFFER_NOT_OWNED) an async op gives for callerMemory.
+Napi::Error NotOwnedError(Napi::Env env);
 
 }  // namespace odirect

@@ -7,6 +7,7 @@
 #include "compat.h"
 
 #include "args.h"
+#include "errors.h"
 #include "file.h"
 #include "op.h"
 
@@ -118,9 +119,26 @@ Op BuildShutdown(const Napi::CallbackInfo& info) {
   return op;
 }
 
+// (fd) points fd at /dev/null (dup3), closing what it pointed at but keeping the
+// number taken: an op still in flight on that number, or issued later, then hits
+// /dev/null rather than whatever file the next open() would get that number.
+// For interrupt paths that must let go of files (a busy mount) while I/O may run.
+Napi::Value FdToDevNull(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "fdToDevNull");
+  int fd = ArgFd(info, 0);
+  int null = open("/dev/null", O_RDWR | O_CLOEXEC);
+  if (null < 0) throw ErrnoError(info.Env(), errno, "open");
+  int r = fcntl(fd, F_GETFD) < 0 ? -1 : dup3(null, fd, O_CLOEXEC);
+  int err = errno;
+  close(null);
+  if (r < 0) throw ErrnoError(info.Env(), err, "dup3");
+  return info.Env().Undefined();
+}
+
 }  // namespace
 
 void InitFile(Napi::Env env, Napi::Object exports) {
+  exports.Set("fdToDevNull", Napi::Function::New(env, FdToDevNull, "fdToDevNull"));
   ExportOp(env, exports, "open", BuildOpen);  // (path, flags, mode) → fd
   ExportOp(env, exports, "close", BuildClose);
   ExportOp(env, exports, "fsync", BuildFsync);

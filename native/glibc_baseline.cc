@@ -1,6 +1,9 @@
 // Keeps the addon loadable on glibc 2.28 (RHEL 8, the floor of Node 20's own binaries) when it
 // is built against a newer glibc. test/package.test.ts checks the result with objdump -T.
 #include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/syscall.h>
+#include <unistd.h>
 
 #include <cstdint>
 
@@ -20,6 +23,13 @@ __attribute__((visibility("hidden"))) uint32_t arc4random(void) {
   while (getrandom(&value, sizeof value, 0) != static_cast<ssize_t>(sizeof value)) {
   }
   return value;
+}
+
+// fstat became a real glibc symbol in 2.33 (fstat64@GLIBC_2.33); before, <sys/stat.h> turned
+// it into __fxstat64. The fstat(2) system call is the same everywhere, and on 64-bit Linux its
+// struct stat is glibc's struct stat64.
+__attribute__((visibility("hidden"))) int fstat64(int fd, struct stat64* st) noexcept {
+  return static_cast<int>(syscall(SYS_fstat, fd, st));
 }
 
 }

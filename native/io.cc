@@ -23,7 +23,7 @@ Op BuildVectored(const Napi::CallbackInfo& info, bool write) {
                       : preadv2(fd, iov->data(), static_cast<int>(iov->size()), offset, flags);
     return SysResult(r);
   };
-  op.keep = std::move(buffers.keep);
+  op.Hold(std::move(buffers));
   return op;
 }
 

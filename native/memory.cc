@@ -1,9 +1,15 @@
-// Aligned memory lives in ordinary ArrayBuffers (V8's sandbox refuses external
-// memory): JS over-allocates and asks here how far the data is from the next
-// aligned address. Plus page-cache residency via mincore, for tests and bench.
+// The address of a view modulo an alignment (owned.cc allocates aligned memory;
+// SharedArrayBuffer fallbacks are over-allocated and aligned in JS with this).
+// Plus page-cache residency via mincore, for tests and bench.
+#include <linux/fs.h>
+#include <sys/ioctl.h>
 #include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <climits>
+#include <cstdint>
 #include <vector>
 
 #include "args.h"
@@ -29,29 +35,50 @@ Napi::Value AddressModulo(const Napi::CallbackInfo& info) {
   return Napi::Number::New(info.Env(), static_cast<double>(reinterpret_cast<uintptr_t>(data) & (alignment - 1)));
 }
 
+// Pages of one mapping window: mincore's vector is this many bytes, whatever the
+// length asked for (a length from the caller must never size an allocation).
+constexpr int64_t kWindowPages = 1 << 16;  // 256 MiB of file per mmap
+
+// The end of what can be resident: pages past EOF (or past a block device's
+// size) cannot be in the page cache, so a huge length costs no more than the file.
+int64_t ResidentLimit(int fd, int64_t end) {
+  struct stat st;
+  if (fstat(fd, &st) != 0) return end;
+  int64_t size = -1;
+  if (S_ISREG(st.st_mode)) size = st.st_size;
+  uint64_t deviceSize = 0;
+  if (S_ISBLK(st.st_mode) && ioctl(fd, BLKGETSIZE64, &deviceSize) == 0) size = static_cast<int64_t>(deviceSize);
+  return size >= 0 && size < end ? size : end;
+}
+
 // (fd, offset, length) → pages of that range now in the page cache. Maps the
-// range read-only and shared (mapping does not fault pages in), asks mincore.
+// range read-only and shared a window at a time (mapping does not fault pages
+// in) and asks mincore.
 Op BuildResidentPages(const Napi::CallbackInfo& info) {
   RequireArgs(info, 3, "residentPages");
   int fd = ArgFd(info, 0);
   int64_t offset = ArgOffset(info, 1, "offset");
   int64_t length = ArgOffset(info, 2, "length");
   if (length == 0) throw Napi::RangeError::New(info.Env(), "length must be greater than 0");
+  if (length > INT64_MAX - offset) throw Napi::RangeError::New(info.Env(), "offset + length must be at most 2^63-1");
   Op op;
   op.syscall = "mincore";
   op.run = [=]() -> long {
     const int64_t page = sysconf(_SC_PAGESIZE);
-    const int64_t start = offset - offset % page;
-    const size_t span = static_cast<size_t>(offset + length - start);
-    void* map = mmap(nullptr, span, PROT_READ, MAP_SHARED, fd, start);
-    if (map == MAP_FAILED) return -errno;
-    std::vector<unsigned char> vec((span + page - 1) / page);
-    long r = mincore(map, span, vec.data());
-    int err = errno;
-    munmap(map, span);
-    if (r < 0) return -err;
+    const int64_t window = kWindowPages * page;
+    const int64_t end = ResidentLimit(fd, offset + length);
+    std::vector<unsigned char> vec(kWindowPages);
     long resident = 0;
-    for (unsigned char v : vec) resident += v & 1;
+    for (int64_t start = offset - offset % page; start < end; start += window) {
+      const size_t span = static_cast<size_t>(std::min(window, end - start));
+      void* map = mmap(nullptr, span, PROT_READ, MAP_SHARED, fd, start);
+      if (map == MAP_FAILED) return -errno;
+      long r = mincore(map, span, vec.data());
+      int err = errno;
+      munmap(map, span);
+      if (r < 0) return -err;
+      for (size_t i = 0; i < (span + page - 1) / page; i++) resident += vec[i] & 1;
+    }
     return resident;
   };
   return op;

@@ -1,6 +1,7 @@
 #include "op.h"
 
 #include <cerrno>
+#include <new>
 #include <string>
 
 #include "errors.h"
@@ -14,6 +15,19 @@ Napi::Value Settle(Napi::Env env, const Op& op, long r) {
   return Napi::Number::New(env, static_cast<double>(r));
 }
 
+// The syscall's result, with an allocation failure as ENOMEM: no C++ exception
+// may leave an op (uncaught on the pool thread it aborts the process; in the
+// sync form it would too, as node-addon-api only catches Napi::Error).
+long RunCaught(const Op& op) {
+  try {
+    return op.run();
+  } catch (const std::bad_alloc&) {
+    return -ENOMEM;
+  } catch (...) {
+    return -EFAULT;
+  }
+}
+
 class OpWorker : public Napi::AsyncWorker {
  public:
   OpWorker(Napi::Env env, Op op)
@@ -21,7 +35,7 @@ class OpWorker : public Napi::AsyncWorker {
 
   Napi::Promise Promise() { return deferred_.Promise(); }
 
-  void Execute() override { result_ = op_.run(); }
+  void Execute() override { result_ = RunCaught(op_); }
 
   void OnOK() override {
     Napi::Env env = Env();
@@ -30,10 +44,21 @@ class OpWorker : public Napi::AsyncWorker {
     } catch (const Napi::Error& error) {
       deferred_.Reject(error.Value());
     }
-    op_.keep.clear();
+    Release();
+  }
+
+  // AsyncWorker calls this instead of OnOK when SetError was used: every path settles.
+  void OnError(const Napi::Error& error) override {
+    deferred_.Reject(error.Value());
+    Release();
   }
 
  private:
+  void Release() {
+    op_.keep.clear();
+    op_.holds.clear();
+  }
+
   Op op_;
   Napi::Promise::Deferred deferred_;
   long result_ = 0;
@@ -41,10 +66,13 @@ class OpWorker : public Napi::AsyncWorker {
 
 }  // namespace
 
-Napi::Value RunSync(Napi::Env env, Op op) { return Settle(env, op, op.run()); }
+Napi::Value RunSync(Napi::Env env, Op op) { return Settle(env, op, RunCaught(op)); }
 
 Napi::Value RunAsync(Napi::Env env, Op op) {
-  auto* worker = new OpWorker(env, std::move(op));  // deletes itself after OnOK
+  // Off the JS thread the op must own every byte it touches: JS runs meanwhile
+  // and could detach, shrink or free a plain ArrayBuffer (docs/memory.md).
+  if (op.callerMemory) throw NotOwnedError(env);
+  auto* worker = new OpWorker(env, std::move(op));  // deletes itself after OnOK/OnError
   Napi::Promise promise = worker->Promise();
   worker->Queue();
   return promise;

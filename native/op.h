@@ -8,13 +8,23 @@
 #include <memory>
 #include <vector>
 
+#include "args.h"
+
 namespace odirect {
 
 struct Op {
   const char* syscall = "";
+  // Runs the syscall; may throw std::bad_alloc, which settles the op with ENOMEM.
   std::function<long()> run;
   std::function<Napi::Value(Napi::Env, long)> result;  // default: the number itself
   std::vector<Napi::ObjectReference> keep;             // alive until the op settles
+  std::vector<MemoryHold> holds;                       // odirect memory, valid until the op settles
+  bool callerMemory = false;                           // JS-detachable memory: sync form only
+  void Hold(IoBuffers&& buffers) {
+    keep = std::move(buffers.keep);
+    holds = std::move(buffers.holds);
+    callerMemory = buffers.callerMemory;
+  }
 };
 
 // Wraps a raw syscall that returns -1 and sets errno.

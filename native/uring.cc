@@ -1,5 +1,6 @@
 // io_uring on the Node event loop. One ring per addon instance (main thread or
-// worker), shared by every file. JS prepares SQEs (uringPrep*), calls
+// worker), shared by every file and by every copy of the JS module on that
+// thread (lib/engines/uring.ts keeps its engine on this addon's exports). JS prepares SQEs (uringPrep*), calls
 // uringSubmit() once at the end of its tick, and gets completions in batches:
 // the ring's eventfd is watched by a uv_poll_t; on wake every ready CQE is
 // reaped in one pass and handed to one JS callback as (ids, results).
@@ -17,6 +18,7 @@
 #include "args.h"
 #include "compat.h"
 #include "errors.h"
+#include "owned.h"
 #include "uring.h"
 
 namespace odirect {
@@ -24,12 +26,19 @@ namespace {
 
 constexpr uint8_t kOpFtruncate = 55;  // IORING_OP_FTRUNCATE (6.9); liburing 2.3 has no prep helper
 
-// What an SQE needs to outlive: the caller's buffers (so GC cannot free memory
-// the kernel reads or writes) and the iovec array the kernel imports at issue.
+// What an SQE needs to outlive: its buffers' memory (odirect blocks by
+// reference count, SharedArrayBuffer views by a reference that stops
+// collection) and the iovec array the kernel imports at issue.
 struct InFlight {
   std::vector<Napi::ObjectReference> keep;
+  std::vector<MemoryHold> holds;
   std::vector<iovec> iov;
 };
+
+// How long teardown waits for I/O in flight before it gives up and leaks what
+// that I/O holds (a stuck device: better leaked memory than a kernel writing
+// into freed memory).
+constexpr int kTeardownWaitSeconds = 30;
 
 // The poll handle and the env-cleanup hook that waits for its close: Node
 // unloads the addon at env teardown, so the handle must be closed, and its
@@ -100,17 +109,38 @@ class Ring {
   }
 
   // Waits (bounded) for I/O in flight so the kernel never touches freed
-  // buffers, then releases the poll handle, eventfd and ring.
+  // buffers, then releases the poll handle, eventfd and ring. A signal
+  // (EINTR) does not end the wait; if the I/O does not finish, its memory
+  // and the registered region are leaked, never freed.
   void Teardown() {
     if (ringReady_) {
-      __kernel_timespec ts{5, 0};
-      while (!inflight_.empty()) {
-        Submit();
+      int waited = 0;
+      while (!inflight_.empty() && waited < kTeardownWaitSeconds) {
+        io_uring_submit(&ring_);
+        __kernel_timespec ts{1, 0};
         io_uring_cqe* cqe = nullptr;
-        if (io_uring_wait_cqe_timeout(&ring_, &cqe, &ts) < 0 || !cqe) break;
+        int r = io_uring_wait_cqe_timeout(&ring_, &cqe, &ts);
+        if (r == -EINTR) continue;
+        if (r == -ETIME) {
+          waited++;
+          continue;
+        }
+        if (r < 0 || !cqe) break;
         inflight_.erase(cqe->user_data);
         io_uring_cqe_seen(&ring_, cqe);
       }
+      if (!inflight_.empty()) {
+        for (auto& entry : inflight_) {
+          for (auto& hold : entry.second.holds) hold.Leak();
+          for (auto& ref : entry.second.keep) ref.SuppressDestruct();
+          new std::vector<iovec>(std::move(entry.second.iov));  // the kernel may still read it: leaked
+        }
+        arena_ = nullptr;  // its creator's reference is kept for ever
+      }
+    }
+    if (arena_) {
+      DropArena(arena_);
+      arena_ = nullptr;
     }
     if (poll_) {
       uv_poll_stop(poll_);
@@ -145,16 +175,40 @@ class Ring {
     Ref();
   }
 
-  // Registers one region as fixed buffer 0 (held until the ring goes).
-  int RegisterBuffer(Napi::Object view, uint8_t* base, size_t length) {
-    if (fixedBase_) return -EBUSY;
-    iovec iov{base, length};
+  // Allocates a region of `bytes` and registers it as fixed buffer 0 (held
+  // until the ring and every slot handed out from it are gone).
+  int RegisterArena(size_t bytes) {
+    if (arena_) return -EBUSY;
+    Arena* arena = NewArena(bytes);
+    if (!arena) return -ENOMEM;
+    iovec iov{ArenaBase(arena), ArenaBytes(arena)};
     int r = io_uring_register_buffers(&ring_, &iov, 1);
-    if (r < 0) return r;
-    fixedBase_ = base;
-    fixedLength_ = length;
-    fixedKeep_ = Napi::Persistent(view);
+    if (r < 0) {
+      DropArena(arena);
+      return r;
+    }
+    arena_ = arena;
+    fixedBase_ = ArenaBase(arena);
+    fixedLength_ = ArenaBytes(arena);
     return 0;
+  }
+
+  Arena* arena() const { return arena_; }
+
+  // Turns the SQEs still waiting in the SQ into NOPs (same ids) and returns
+  // the ids: after a submit error that does not clear, the JS side rejects
+  // those requests, and their I/O must then never happen.
+  std::vector<uint32_t> CancelQueued() {
+    std::vector<uint32_t> ids;
+    unsigned mask = ring_.sq.ring_mask;
+    for (unsigned pos = *ring_.sq.khead; pos != ring_.sq.sqe_tail; pos++) {
+      io_uring_sqe* sqe = &ring_.sq.sqes[pos & mask];
+      uint64_t id = sqe->user_data;
+      io_uring_prep_nop(sqe);
+      sqe->user_data = id;
+      ids.push_back(static_cast<uint32_t>(id));
+    }
+    return ids;
   }
 
   // True when [p, p+n) lies inside the registered region.
@@ -163,10 +217,11 @@ class Ring {
     return fixedBase_ && b >= fixedBase_ && n <= fixedLength_ && b - fixedBase_ <= static_cast<ptrdiff_t>(fixedLength_ - n);
   }
 
+  // The SQEs stay queued on any error and go with the next submit; the JS
+  // side retries a bounded number of times (EINTR, EAGAIN, EBUSY clear).
   int Submit() {
     int r = io_uring_submit(&ring_);
-    // EINTR/EAGAIN/EBUSY: the SQEs stay queued and go with the next submit.
-    return (r == -EINTR || r == -EAGAIN || r == -EBUSY) ? 0 : r;
+    return r == -EINTR ? 0 : r;
   }
 
   // SQEs prepared but not yet taken by the kernel.
@@ -262,7 +317,7 @@ class Ring {
   bool canFtruncate_ = false;
   uint8_t* fixedBase_ = nullptr;
   size_t fixedLength_ = 0;
-  Napi::ObjectReference fixedKeep_;
+  Arena* arena_ = nullptr;
   unsigned features_ = 0, cqEntries_ = 0, sqEntries_ = 0;
   std::unordered_map<uint64_t, InFlight> inflight_;
 };
@@ -289,13 +344,42 @@ Ring& RequireRing(Napi::Env env) {
 
 uint64_t ArgId(const Napi::CallbackInfo& info, size_t index) { return ArgUint32(info, index, "id"); }
 
-// () → 0 when a ring can be set up here, else the errno io_uring_setup gave
-// (ENOSYS: no kernel support; EPERM: io_uring_disabled or a seccomp filter).
-Napi::Value UringSetupErrno(const Napi::CallbackInfo& info) {
+// The opcodes the engine issues. READ/WRITE (5.6) and READV/WRITEV (5.1) are
+// what reads and writes need: a ring on 5.1–5.5 sets up but lacks READ/WRITE.
+struct NeededOp {
+  uint8_t opcode;
+  const char* name;
+};
+constexpr NeededOp kNeededOps[] = {
+    {IORING_OP_READV, "READV"},           {IORING_OP_WRITEV, "WRITEV"},
+    {IORING_OP_READ, "READ"},             {IORING_OP_WRITE, "WRITE"},
+    {IORING_OP_READ_FIXED, "READ_FIXED"}, {IORING_OP_WRITE_FIXED, "WRITE_FIXED"},
+    {IORING_OP_FSYNC, "FSYNC"},           {IORING_OP_FALLOCATE, "FALLOCATE"},
+    {IORING_OP_SYNC_FILE_RANGE, "SYNC_FILE_RANGE"},
+};
+
+// () → { errno, missing }: errno 0 when a ring can be set up here, else the
+// errno io_uring_setup gave (ENOSYS: no kernel support; EPERM: io_uring_disabled
+// or a seccomp filter); missing: the needed opcodes the kernel's probe lacks
+// (all of them where the probe itself is missing, before 5.6).
+Napi::Value UringSupport(const Napi::CallbackInfo& info) {
+  Napi::Env env = info.Env();
+  Napi::Object result = Napi::Object::New(env);
+  Napi::Array missing = Napi::Array::New(env);
   io_uring ring;
   int r = io_uring_queue_init(2, &ring, 0);
-  if (r == 0) io_uring_queue_exit(&ring);
-  return Napi::Number::New(info.Env(), r < 0 ? -r : 0);
+  if (r == 0) {
+    io_uring_probe* probe = io_uring_get_probe_ring(&ring);
+    uint32_t n = 0;
+    for (const NeededOp& op : kNeededOps) {
+      if (!probe || !io_uring_opcode_supported(probe, op.opcode)) missing.Set(n++, Napi::String::New(env, op.name));
+    }
+    if (probe) io_uring_free_probe(probe);
+    io_uring_queue_exit(&ring);
+  }
+  result.Set("errno", Napi::Number::New(env, r < 0 ? -r : 0));
+  result.Set("missing", missing);
+  return result;
 }
 
 // (entries, onComplete(ids: Uint32Array, results: Int32Array), deferTaskrun) → { sqEntries, cqEntries, features }
@@ -333,9 +417,11 @@ Napi::Value PrepVectored(const Napi::CallbackInfo& info, bool write) {
   if (fixed && (buffers.iov.size() != 1 || !ring.InFixed(buffers.iov[0].iov_base, buffers.iov[0].iov_len))) {
     throw Napi::RangeError::New(info.Env(), "a fixed-buffer request needs one buffer inside the registered region");
   }
+  // The kernel reads and writes this memory after we return to JS.
+  if (buffers.callerMemory) throw NotOwnedError(info.Env());
   io_uring_sqe* sqe = ring.Sqe(id);
   if (!sqe) return Napi::Boolean::New(info.Env(), false);
-  InFlight held{std::move(buffers.keep), std::move(buffers.iov)};
+  InFlight held{std::move(buffers.keep), std::move(buffers.holds), std::move(buffers.iov)};
   if (fixed) {
     // The kernel refuses RWF_ATOMIC here (EINVAL): the policy layer never asks for it.
     if (write) io_uring_prep_write_fixed(sqe, fd, held.iov[0].iov_base, held.iov[0].iov_len, position, 0);
@@ -417,18 +503,38 @@ Napi::Value PrepSyncFileRange(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// (view) registers the view's memory as fixed buffer 0 of this thread's ring.
-Napi::Value RegisterBuffer(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 1, "uringRegisterBuffer");
+// (bytes) allocates a region and registers it as fixed buffer 0 of this thread's ring.
+Napi::Value RegisterArena(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "uringRegisterArena");
   Ring& ring = RequireRing(info.Env());
-  Napi::TypedArray view = ArgView(info, 0, "buffer");
-  uint8_t* data = nullptr;
-  size_t length = 0;
-  ViewSpan(view, &data, &length);
-  if (length == 0) throw Napi::RangeError::New(info.Env(), "buffer must not be empty");
-  int r = ring.RegisterBuffer(view, data, length);
+  uint32_t bytes = ArgUint32(info, 0, "bytes");
+  // io_uring caps one registered buffer at 1 GiB.
+  if (bytes == 0 || bytes % 4096 != 0 || bytes > (1u << 30)) {
+    throw Napi::RangeError::New(info.Env(), "bytes must be a multiple of 4096 from 4096 to 1 GiB");
+  }
+  int r = ring.RegisterArena(bytes);
   if (r < 0) throw ErrnoError(info.Env(), -r, "io_uring_register");
   return info.Env().Undefined();
+}
+
+// (size) → an ArrayBuffer over a slot of the registered region (whole 4 KiB
+// pages, zeroed), or undefined when the region is full or missing.
+Napi::Value ArenaAcquireSlot(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "uringArenaAcquire");
+  Ring& ring = RequireRing(info.Env());
+  uint32_t size = ArgUint32(info, 0, "size");
+  if (size == 0) throw Napi::RangeError::New(info.Env(), "size must be greater than 0");
+  if (!ring.arena()) return info.Env().Undefined();
+  return ArenaAcquire(info.Env(), ring.arena(), size);
+}
+
+// () → ids of the SQEs that were still queued, now NOPs (see Ring::CancelQueued).
+Napi::Value CancelQueued(const Napi::CallbackInfo& info) {
+  Ring& ring = RequireRing(info.Env());
+  std::vector<uint32_t> ids = ring.CancelQueued();
+  Napi::Array result = Napi::Array::New(info.Env(), ids.size());
+  for (uint32_t i = 0; i < ids.size(); i++) result.Set(i, Napi::Number::New(info.Env(), ids[i]));
+  return result;
 }
 
 // () → SQEs still queued after submitting (the kernel can take fewer than asked:
@@ -443,7 +549,7 @@ Napi::Value Submit(const Napi::CallbackInfo& info) {
 }  // namespace
 
 void InitUring(Napi::Env env, Napi::Object exports) {
-  exports.Set("uringSetupErrno", Napi::Function::New(env, UringSetupErrno, "uringSetupErrno"));
+  exports.Set("uringSupport", Napi::Function::New(env, UringSupport, "uringSupport"));
   exports.Set("uringInit", Napi::Function::New(env, UringInit, "uringInit"));
   exports.Set("uringPrepWritev", Napi::Function::New(env, PrepWritev, "uringPrepWritev"));
   exports.Set("uringPrepReadv", Napi::Function::New(env, PrepReadv, "uringPrepReadv"));
@@ -451,7 +557,9 @@ void InitUring(Napi::Env env, Napi::Object exports) {
   exports.Set("uringPrepFallocate", Napi::Function::New(env, PrepFallocate, "uringPrepFallocate"));
   exports.Set("uringPrepFtruncate", Napi::Function::New(env, PrepFtruncate, "uringPrepFtruncate"));
   exports.Set("uringPrepSyncFileRange", Napi::Function::New(env, PrepSyncFileRange, "uringPrepSyncFileRange"));
-  exports.Set("uringRegisterBuffer", Napi::Function::New(env, RegisterBuffer, "uringRegisterBuffer"));
+  exports.Set("uringRegisterArena", Napi::Function::New(env, RegisterArena, "uringRegisterArena"));
+  exports.Set("uringArenaAcquire", Napi::Function::New(env, ArenaAcquireSlot, "uringArenaAcquire"));
+  exports.Set("uringCancelQueued", Napi::Function::New(env, CancelQueued, "uringCancelQueued"));
   exports.Set("uringSubmit", Napi::Function::New(env, Submit, "uringSubmit"));
 }
 

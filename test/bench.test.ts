@@ -6,9 +6,12 @@ import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
 import { afterAll, afterEach, beforeAll, describe, expect, it, vi } from 'vitest';
-import { runBench } from '../bench/src/index';
+import { computeRatios, runBench } from '../bench/src/index';
 import type { BenchReport } from '../bench/src/index';
 import { compileFilter } from '../bench/src/options';
+import { comparisonGroups, renderSvg, renderTable } from '../bench/src/report';
+import type { RowRecord } from '../bench/src/types';
+import { nodeFsComparison, WORKLOADS } from '../bench/src/workloads';
 import { LatencyRecorder, median, spread } from '../bench/src/stats';
 import { scratchAvailable } from '../lib/scratch/scratchfs';
 import { describeOnFs, requireLoop, uniqueDir } from './helpers/scratch';
@@ -115,6 +118,82 @@ describe('bench helpers', () => {
   });
 });
 
+/** A finished row as the suite makes it, with made-up figures (for the report model only). */
+function fakeRow(workload: string, fs: string, contender: string, value: number, cpuUsPerOp: number): RowRecord {
+  const w = WORKLOADS.find((x) => x.id === workload)!;
+  const figures = w.metric === 'iops' ? { iops: value, mibs: (value * w.bs) / 2 ** 20 } : { iops: (value * 2 ** 20) / w.bs, mibs: value };
+  return {
+    id: `${workload}@${fs}`,
+    workload,
+    workloadNumber: w.number,
+    title: w.title,
+    fs,
+    contender,
+    label: contender,
+    metric: w.metric,
+    status: 'ok',
+    config: {},
+    runs: [],
+    median: { ...figures, p50Us: 100, p99Us: 200, cpuUsPerOp },
+    spread: null,
+    notes: [],
+  };
+}
+
+describe('bench report model: like with like', () => {
+  it('compares node:fs only where it does the same work, and keeps the rest apart with the reason', () => {
+    expect(nodeFsComparison(WORKLOADS.find((w) => w.id === 'randwrite-dsync-qd32')!).comparable).toBe(true);
+    expect(nodeFsComparison(WORKLOADS.find((w) => w.id === 'buffered-default')!).comparable).toBe(true);
+    expect(nodeFsComparison(WORKLOADS.find((w) => w.id === 'append-dsync')!).comparable).toBe(true);
+    for (const id of ['randwrite-qd1', 'randwrite-qd32', 'randread-qd32', 'seqwrite-1m-qd8']) {
+      expect(nodeFsComparison(WORKLOADS.find((w) => w.id === id)!).comparable, id).toBe(false);
+    }
+    const rows = [
+      fakeRow('randwrite-qd32', 'xfs', 'odirect-uring', 50_000, 8),
+      fakeRow('randwrite-qd32', 'xfs', 'fio', 40_000, 4),
+      fakeRow('randwrite-qd32', 'xfs', 'node-fs', 100_000, 10),
+      fakeRow('randwrite-dsync-qd32', 'xfs', 'odirect-uring', 9_000, 6),
+      fakeRow('randwrite-dsync-qd32', 'xfs', 'node-fs', 3_000, 12),
+      fakeRow('buffered-default', 'xfs', 'odirect-threadpool', 400, 300),
+      fakeRow('buffered-default', 'xfs', 'node-fs', 500, 250),
+    ];
+    computeRatios(rows);
+    const uring = rows[0]!;
+    expect(uring.ratios).toMatchObject({ fio: 1.25, nodeFs: null, cpuVsFio: 2 });
+    expect(uring.notComparable!.nodeFs.ratio).toBe(0.5);
+    expect(uring.notComparable!.nodeFs.why).toMatch(/buffered/);
+    expect(rows[3]!.ratios).toMatchObject({ nodeFs: 3, fio: null, cpuVsFio: null });
+    expect(rows[3]!.notComparable).toBeUndefined();
+    expect(rows[5]!.ratios!.nodeFs).toBeCloseTo(0.8, 12);
+    for (const peer of [rows[1]!, rows[2]!]) expect(peer.ratios).toBeUndefined();
+
+    const groups = comparisonGroups(rows);
+    expect(groups.likeWithLike.map((e) => `${e.id} ${e.contender} ${e.peer}`).sort()).toEqual([
+      'buffered-default@xfs odirect-threadpool nodeFs',
+      'randwrite-dsync-qd32@xfs odirect-uring nodeFs',
+      'randwrite-qd32@xfs odirect-uring fio',
+    ]);
+    expect(groups.notComparable.map((e) => `${e.id} ${e.contender} ${e.peer} ${e.ratio}`)).toEqual(['randwrite-qd32@xfs odirect-uring nodeFs 0.5']);
+
+    // The table prints the non-comparable ratio apart, not in the ×node:fs column; the chart draws it in its own panel.
+    const table = renderTable(rows);
+    const apart = table.indexOf('Not like with like');
+    expect(apart).toBeGreaterThan(0);
+    expect(table.slice(apart)).toMatch(/randwrite-qd32@xfs\s+odirect uring\s+0\.50×/);
+    expect(table).toMatch(/CPU\/IO/);
+    expect(table).toContain('8.00 µs');
+    const svg = renderSvg(rows, 't', 's');
+    const panel = svg.indexOf('Not comparable, shown apart');
+    const cpuPanel = svg.indexOf('CPU time per I/O');
+    expect(panel).toBeGreaterThan(svg.indexOf('Like with like'));
+    expect(cpuPanel).toBeGreaterThan(panel);
+    expect(svg.slice(panel, cpuPanel)).toContain('randwrite-qd32@xfs: uring ÷ node:fs buffered = 0.50×');
+    expect(svg.slice(0, panel)).not.toContain('randwrite-qd32@xfs: uring ÷ node:fs');
+    expect(svg.slice(0, panel)).toContain('randwrite-dsync-qd32@xfs: uring ÷ node:fs (same work) = 3.00×');
+    expect(svg).not.toContain("the issue's target");
+  });
+});
+
 const loopReason = scratchAvailable();
 const describeScratch = loopReason.ok || requireLoop() ? describe : describe.skip;
 
@@ -189,8 +268,24 @@ describeScratch(`bench --quick --filter on a scratch filesystem it makes${loopRe
       expect(details.stats.direct).toBe(run.ops);
       expect(details.stats.bufferedFallback).toBe(0);
       expect(r.ratios!.fio).toBeCloseTo(r.median!.iops! / fio.median!.iops!, 6);
-      expect(r.ratios!.nodeFs).toBeCloseTo(r.median!.iops! / node.median!.iops!, 6);
+      // node:fs wrote buffered here: its ratio is kept apart, not compared with the direct writes.
+      expect(r.ratios!.nodeFs).toBeNull();
+      expect(r.notComparable!.nodeFs.ratio).toBeCloseTo(r.median!.iops! / node.median!.iops!, 6);
+      expect(r.ratios!.cpuVsFio).toBeCloseTo(r.median!.cpuUsPerOp! / fio.median!.cpuUsPerOp!, 6);
+      expect(run.cpu!.source).toBe('process.cpuUsage()');
     }
+    // CPU per I/O for every contender that ran: present, positive, finite, and the sum of its parts.
+    for (const r of rows.filter((x) => x.status === 'ok')) {
+      const run = r.runs[0]!;
+      expect(run.cpu, r.contender).not.toBeNull();
+      expect(run.cpu!.userUs + run.cpu!.systemUs, r.contender).toBeGreaterThan(0);
+      expect(Number.isFinite(run.cpuUsPerOp), r.contender).toBe(true);
+      expect(run.cpuUsPerOp!, r.contender).toBeGreaterThan(0);
+      expect(run.cpuUsPerOp!).toBeCloseTo((run.cpu!.userUs + run.cpu!.systemUs) / run.ops, 6);
+      expect(r.median!.cpuUsPerOp).toBe(run.cpuUsPerOp);
+    }
+    expect(fio.runs[0]!.cpu!.source).toMatch(/^fio usr_cpu\/sys_cpu/);
+    expect(result.stdout).toMatch(/×node:fs\s+CPU\/IO\s+CPU ×ref/);
     const target = report.targets.find((t) => t.id === 'uring-vs-fio-randwrite-qd32' && t.fs === 'ext4');
     expect(target).toBeDefined();
     if (ENGINES.includes('uring')) expect(target!.measured).toBeCloseTo(byContender.get('odirect-uring')!.ratios!.fio!, 6);
@@ -202,6 +297,8 @@ describeScratch(`bench --quick --filter on a scratch filesystem it makes${loopRe
     expect(text.trimEnd().endsWith('</svg>')).toBe(true);
     expect(text).toContain(ROW);
     expect(text).toContain('thread pool ÷ fio');
+    expect(text).toContain('CPU time per I/O');
+    expect(text).toContain(`${ROW}: fio = `); // fio's bar in the CPU panel
   });
 
   it('leaves no mount, loop device or directory behind', () => {
@@ -247,4 +344,43 @@ describeOnFs('ext4', 'bench --dir on a filesystem it does not make', (mnt) => {
     expect(mountpoints().filter((m) => m.includes('odirect-scratch-bench-')).length).toBeLessThanOrEqual(mountsBefore);
     fs.rmSync(parent, { recursive: true, force: true });
   }, 60_000);
+});
+
+describeOnFs('xfs', 'bench atomic row on XFS (software, copy-on-write atomic writes)', (mnt) => {
+  it('primes the CoW fork, keeps free space steady during the run, and reports CPU per I/O for odirect and the C reference', async () => {
+    const parent = uniqueDir(mnt, 'bench-atomic');
+    const out = tempOut();
+    const r = await bench([
+      '--dir', parent, '--filter', 'atomic-16k-qd32', '--contenders', 'odirect-uring,odirect-threadpool,c-ref',
+      '--file-mib', '32', '--runs', '1', '--seconds', '0.5', '--no-progress', '--out', out,
+    ]);
+    expect(r.code, r.stderr).toBe(0);
+    const { report } = readReport(out);
+    const rows = report.rows.filter((x) => x.workload === 'atomic-16k-qd32');
+    expect(rows.map((x) => x.contender).sort()).toEqual(['c-ref', 'odirect-threadpool', 'odirect-uring']);
+    const ran = rows.filter((x) => x.status === 'ok');
+    // The C reference needs cc (installed by scripts/install-deps.sh) and the vendored deps/liburing; odirect's engines per ENGINES.
+    expect(ran.map((x) => x.contender)).toEqual(expect.arrayContaining(ENGINES.map((e) => `odirect-${e}`)));
+    for (const row of rows.filter((x) => x.status !== 'ok')) expect(row.status, `${row.contender}: ${row.reason}`).toBe('unsupported');
+    for (const row of ran) {
+      const run = row.runs[0]!;
+      expect(run.ops, row.contender).toBeGreaterThan(0);
+      expect(run.cpu, row.contender).not.toBeNull();
+      expect(run.cpuUsPerOp!, row.contender).toBeGreaterThan(0);
+      expect(Number.isFinite(run.cpuUsPerOp), row.contender).toBe(true);
+      const file = run.details!.atomicFile as Record<string, number>;
+      // 32 MiB from the end down in 8 MiB strides: 4 priming writes before the timed part.
+      expect(file.cowPrimeWrites).toBe(4);
+      // The run took no more space than a few MiB beyond the primed file (a hole reservation would take up to 32 MiB).
+      expect(file.freeBeforeRunMiB - file.lowestFreeMiB, row.contender).toBeLessThan(8);
+    }
+    const cref = ran.find((x) => x.contender === 'c-ref');
+    if (cref) {
+      expect(cref.runs[0]!.cpu!.source).toBe('getrusage(RUSAGE_SELF)');
+      for (const od of ran.filter((x) => x.contender !== 'c-ref')) {
+        expect(od.ratios!.cpuVsCRef).toBeCloseTo(od.median!.cpuUsPerOp! / cref.median!.cpuUsPerOp!, 6);
+      }
+    }
+    fs.rmSync(parent, { recursive: true, force: true });
+  }, 120_000);
 });

@@ -9,8 +9,11 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { probe } from '../lib/probe';
 import { makeScratchFs, removeScratchFs, scratchAvailable, type ScratchFs } from '../lib/scratch/scratchfs';
 import { shutdownScratchFs } from '../lib/scratch/shutdown';
-import { checkRegion, fillRegion } from '../lib/verify/blocks';
+import { buildAtomicOverlap } from '../bench/src/contenders/cref';
+import { hasSoftwareAtomicWrites } from '../lib/policies/atomic-overlap';
+import { checkRegion, classifyRead, fillRegion } from '../lib/verify/blocks';
 import { runCrashCycles } from '../lib/verify/crash';
+import { parseVerifyArgs } from '../lib/verify';
 import { checkAtomicRules } from '../lib/verify/rules';
 import { scratchTarget } from '../lib/verify/target';
 import { huntRegionSize, huntTornWrites } from '../lib/verify/torn';
@@ -33,6 +36,29 @@ describe('self-describing regions', () => {
     expect(checkRegion(a, 4)).toMatchObject({ kind: 'corrupt', why: 'belongs to another region' });
     expect(checkRegion(Buffer.alloc(8192), 3)).toEqual({ kind: 'empty' });
   });
+
+  it('a bad read is classified torn, zero, stale or corrupt', () => {
+    const a = Buffer.alloc(8192);
+    fillRegion(a, 3, 7);
+    expect(classifyRead(a, 3)).toEqual({ kind: 'whole', gen: 7 });
+    const b = Buffer.alloc(8192);
+    fillRegion(b, 3, 8);
+    expect(classifyRead(Buffer.concat([a.subarray(0, 4096), b.subarray(4096)]), 3)).toEqual({ kind: 'torn', gens: [7, 8] });
+    expect(classifyRead(Buffer.alloc(8192), 3)).toEqual({ kind: 'zero', sectors: 16 });
+    expect(classifyRead(Buffer.concat([a.subarray(0, 4096), Buffer.alloc(4096)]), 3)).toEqual({ kind: 'zero', sectors: 8 });
+    // Valid sectors of another region: stale blocks, not a bad checksum.
+    expect(classifyRead(a, 4)).toMatchObject({ kind: 'stale', why: 'sector 0 holds sector 0 of region 3, generation 7' });
+    // Data that is not the hunt's at all: the old contents of blocks freed and reused.
+    const foreign = Buffer.from(a);
+    foreign.fill(0x5a, 4096, 4608);
+    expect(classifyRead(foreign, 3)).toMatchObject({ kind: 'stale', why: "sector 8 holds data that is not the hunt's (no magic)" });
+    // The hunt's own sector with a bad checksum: corrupt, whatever else the read holds.
+    const flipped = Buffer.from(a);
+    flipped[1000] ^= 1;
+    expect(classifyRead(flipped, 3)).toMatchObject({ kind: 'corrupt', sector: 1, why: 'checksum mismatch' });
+    flipped.fill(0, 4096);
+    expect(classifyRead(flipped, 3)).toMatchObject({ kind: 'corrupt', sector: 1 });
+  });
 });
 
 describeOnFs('xfs', 'verify-atomic checks on XFS', (mnt) => {
@@ -50,22 +76,94 @@ describeOnFs('xfs', 'verify-atomic checks on XFS', (mnt) => {
     expect(report.sizes.every((s) => s.ok)).toBe(true);
   });
 
-  it('a 2-second torn-write hunt finds no torn region', async () => {
+  it('this XFS writes atomically in software (CoW), so overlapping atomic writes are ordered', async () => {
     const caps = await probe(mnt);
-    const report = await huntTornWrites(mnt, caps, { seconds: 2 });
+    expect(caps.device?.atomicWriteUnitMax).toBe(0); // a loop device has no hardware atomic unit
+    expect(hasSoftwareAtomicWrites(caps)).toBe(true);
+  });
+
+  // Few regions and more writers than regions: atomic writes to one region overlap all the time.
+  // Without the ordering of overlapping software atomic writes (docs/xfs-atomic-overlap.md; the
+  // policy mutated away) this hunt read 21 zero regions in 4,817 reads through odirect.
+  const HUNT = { seconds: 8, regions: 2, writers: 6, readers: 4 };
+
+  it(`an ${HUNT.seconds}-second torn-write hunt through odirect, ${HUNT.writers} writers on ${HUNT.regions} regions: not one bad read`, async () => {
+    const caps = await probe(mnt);
+    const report = await huntTornWrites(mnt, caps, { ...HUNT, path: 'library' });
+    console.log(`torn hunt (library): ${JSON.stringify(report)}`);
     expect(report.regionSize).toBe(65536);
-    expect(report.writes).toBeGreaterThan(100);
-    expect(report.reads).toBeGreaterThan(100);
-    // Atomicity: no read ever shows two generations of one region.
-    expect(report.torn, report.examples.join('; ')).toBe(0);
-    // A read whose region is not one whole generation but not torn either (a block of another
-    // region, zeros, a bad checksum) was seen once in about a dozen full-suite runs, only under
-    // the load of parallel test files on the loop device, never in 66,000 reads standalone.
-    // Suspected: a direct read of an old extent that a concurrent CoW (software atomic) write
-    // freed and another one reused. Allowed at a rate that still fails anything systematic;
-    // verify-atomic itself counts every one as a violation. The examples say what was read.
-    if (report.corrupt > 0) console.log(`torn hunt: ${report.corrupt} corrupt of ${report.reads} reads: ${report.examples.join('; ')}`);
-    expect(report.corrupt, report.examples.join('; ')).toBeLessThanOrEqual(Math.max(1, Math.floor(report.reads / 1000)));
+    expect(report.writes).toBeGreaterThan(500);
+    expect(report.reads).toBeGreaterThan(500);
+    // Atomicity: no read shows two generations, zeros, stale blocks or a bad sector.
+    expect({ torn: report.torn, zero: report.zero, stale: report.stale, corrupt: report.corrupt }, report.examples.join('; ')).toEqual({
+      torn: 0,
+      zero: 0,
+      stale: 0,
+      corrupt: 0,
+    });
+  });
+
+  it('verify-atomic --json: one object with the verdict and both hunts, each with every class counted', () => {
+    const cli = path.join(__dirname, '..', 'dist', 'cli.js');
+    if (!fs.existsSync(cli)) throw new Error('dist/ is missing: npm test builds it first');
+    const r = spawnSync(process.execPath, [cli, 'verify-atomic', mnt, '--seconds', '1', '--regions', '2', '--writers', '3', '--json'], {
+      encoding: 'utf8',
+      timeout: 60_000,
+    });
+    const report = JSON.parse(r.stdout) as {
+      verdict: string;
+      hunt: Record<'raw' | 'library', Record<'reads' | 'writes' | 'torn' | 'zero' | 'stale' | 'corrupt' | 'regions' | 'writers', number>>;
+    };
+    for (const p of ['raw', 'library'] as const) {
+      expect(Object.keys(report.hunt[p])).toEqual(expect.arrayContaining(['reads', 'writes', 'torn', 'zero', 'stale', 'corrupt']));
+      expect(report.hunt[p]).toMatchObject({ regions: 2, writers: 3 });
+      expect(report.hunt[p].reads).toBeGreaterThan(0);
+    }
+    expect(report.hunt.library).toMatchObject({ torn: 0, zero: 0, stale: 0, corrupt: 0 });
+    expect(report.verdict).toMatch(/^verdict: PASS: atomic writes through odirect .* were all or nothing/);
+    expect(report.verdict).toMatch(/kernel: the raw path with overlapping writers (was clean|read \d+)/);
+    expect(r.status, r.stderr).toBe(0);
+  });
+
+  it('the C reproducer builds, runs, and with writes to one region serialised reads nothing bad', async () => {
+    const binary = await buildAtomicOverlap('cc');
+    const run = (extra: string[]) => {
+      const file = path.join(mnt, `overlap-${process.pid}-${extra.length}`);
+      try {
+        const r = spawnSync(binary, ['--file', file, '--seconds', '2', '--regions', '2', '--writers', '6', ...extra], {
+          encoding: 'utf8',
+          timeout: 30_000,
+        });
+        expect(r.status, r.stderr + r.stdout).toBe(0);
+        return JSON.parse(r.stdout) as Record<string, number>;
+      } finally {
+        fs.rmSync(file, { force: true });
+      }
+    };
+    const raw = run([]);
+    console.log(`atomic_overlap raw: ${JSON.stringify(raw)}`);
+    // Under the load of the whole suite a 2 s run made about 1,000 reads: the bar says it ran, not how fast.
+    expect(raw.reads).toBeGreaterThan(100);
+    const serialised = run(['--serialize']);
+    expect(serialised.reads).toBeGreaterThan(100);
+    expect(serialised).toMatchObject({ torn: 0, zero: 0, stale: 0, corrupt: 0, badAtEnd: 0 });
+  });
+});
+
+describe('verify-atomic arguments', () => {
+  it('hunt parameters are options; bad ones are refused', () => {
+    expect(parseVerifyArgs(['/mnt', '--regions', '4', '--writers', '4', '--readers', '4'])).toMatchObject({
+      path: '/mnt',
+      regions: 4,
+      writers: 4,
+      readers: 4,
+    });
+    // No PATH: a scratch filesystem, as for --crash.
+    const defaults = parseVerifyArgs([]);
+    expect(defaults).toMatchObject({ regions: 4, writers: 4, readers: 4, scratchFs: 'xfs' });
+    expect((defaults as { path?: string }).path).toBeUndefined();
+    expect(parseVerifyArgs(['/mnt', '--regions', '0'])).toBe('--regions must be an integer from 1 to 1024');
+    expect(parseVerifyArgs(['/mnt', '--writers', '2.5'])).toBe('--writers must be an integer from 1 to 1024');
   });
 });
 
@@ -109,6 +207,24 @@ crashDescribe(`crash cycles${canScratch.ok ? '' : ` [skipped: ${canScratch.reaso
     console.log(`ext4 crash: ${JSON.stringify(report)}`);
     expect(report.cycles).toBe(CYCLES);
     expect(report.acknowledged).toBeGreaterThan(CYCLES * 10);
+    expect(report).toMatchObject({ lost: 0, torn: 0, corrupt: 0 });
+  });
+
+  it(`XFS, atomic dsync writes, 8 writers overlapping on 4 regions: ${CYCLES} cycles, 0 lost, 0 torn`, async () => {
+    const s = await scratch('xfs');
+    const caps = await probe(s.mountpoint!);
+    const report = await runCrashCycles(scratchTarget(s), {
+      cycles: CYCLES,
+      atomic: true,
+      regionSize: huntRegionSize(caps),
+      regions: 4,
+      writers: 8,
+      overlap: true,
+    });
+    console.log(`XFS crash, overlapping writers: ${JSON.stringify(report)}`);
+    expect(report.cycles).toBe(CYCLES);
+    expect(report.acknowledged).toBeGreaterThan(CYCLES * 10);
+    expect(report.failedAfterShutdown).toBeGreaterThan(0);
     expect(report).toMatchObject({ lost: 0, torn: 0, corrupt: 0 });
   });
 

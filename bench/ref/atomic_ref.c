@@ -5,10 +5,12 @@
  * O_DIRECT, optionally RWF_ATOMIC (and RWF_DSYNC), at random offsets aligned to
  * the block size (so atomic writes are naturally aligned), until RUNTIME seconds
  * have passed. Prints one JSON object on stdout: ops, bytes, seconds, iops,
- * latency percentiles (submit to completion, ns). Any failed or short I/O is an
+ * latency percentiles (submit to completion, ns) and the CPU time the process
+ * spent in the timed loop (getrusage RUSAGE_SELF: all its threads, io_uring's
+ * io-wq workers included). Any failed or short I/O is an
  * error: exit 1 with {"error": ...}, as an atomic write may never be short.
  *
- * Built by the bench (lib/bench/contenders/cref.ts) with the vendored liburing compiled in:
+ * Built by the bench (bench/src/contenders/cref.ts) with the vendored liburing compiled in:
  *   cc -O2 -Wall -D_GNU_SOURCE -I deps/liburing/src/include -o bench/bin/atomic_ref \
  *      bench/ref/atomic_ref.c deps/liburing/src/{setup,queue,register,syscall,version}.c
  *
@@ -26,6 +28,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
@@ -61,6 +64,11 @@ static uint64_t rnd(void)
 	rng_state ^= rng_state << 25;
 	rng_state ^= rng_state >> 27;
 	return rng_state * 0x2545F4914F6CDD1Dull;
+}
+
+static uint64_t tv_us(struct timeval tv)
+{
+	return (uint64_t)tv.tv_sec * 1000000ull + (uint64_t)tv.tv_usec;
 }
 
 static void fail(const char *what, int err)
@@ -157,6 +165,8 @@ int main(int argc, char **argv)
 		fail("malloc", ENOMEM);
 
 	int rwflags = (atomic ? RWF_ATOMIC : 0) | (dsync ? RWF_DSYNC : 0);
+	struct rusage ru0, ru1;
+	getrusage(RUSAGE_SELF, &ru0);
 	uint64_t t0 = now_ns();
 	uint64_t deadline = t0 + (uint64_t)(runtime * 1e9);
 	unsigned inflight = 0;
@@ -224,13 +234,16 @@ int main(int argc, char **argv)
 		io_uring_cq_advance(&ring, seen);
 	}
 	double seconds = (double)(now_ns() - t0) / 1e9;
+	getrusage(RUSAGE_SELF, &ru1);
 	qsort(lat, nsamples, sizeof *lat, cmp_u64);
 	printf("{\"ops\":%" PRIu64 ",\"bytes\":%" PRIu64 ",\"seconds\":%.6f,\"iops\":%.3f,"
 	       "\"lat_ns\":{\"p50\":%" PRIu64 ",\"p99\":%" PRIu64 ",\"max\":%" PRIu64 "},"
+	       "\"cpu_us\":{\"user\":%" PRIu64 ",\"sys\":%" PRIu64 "},"
 	       "\"bs\":%" PRIu64 ",\"qd\":%u,\"atomic\":%d,\"dsync\":%d,\"read\":%d}\n",
 	       ops, bytes, seconds, (double)ops / seconds, percentile(lat, nsamples, 50),
-	       percentile(lat, nsamples, 99), nsamples ? lat[nsamples - 1] : 0, bs, qd, atomic, dsync,
-	       do_read);
+	       percentile(lat, nsamples, 99), nsamples ? lat[nsamples - 1] : 0,
+	       tv_us(ru1.ru_utime) - tv_us(ru0.ru_utime), tv_us(ru1.ru_stime) - tv_us(ru0.ru_stime),
+	       bs, qd, atomic, dsync, do_read);
 	io_uring_queue_exit(&ring);
 	close(fd);
 	free(lat);

@@ -10,6 +10,7 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
+import { native } from './library';
 
 const children = new Set<ChildProcess>();
 const fdRoots = new Set<string>();
@@ -72,7 +73,7 @@ export function runCommand(file: string, args: readonly string[], timeoutMs: num
   });
 }
 
-/** Closes this process's file descriptors that point into the tracked directories. */
+/** Lets go of this process's file descriptors that point into the tracked directories. */
 function closeTrackedFds(): void {
   if (!fdRoots.size) return;
   let fds: string[];
@@ -93,7 +94,9 @@ function closeTrackedFds(): void {
     for (const root of fdRoots) {
       if (target === root || target.startsWith(root + path.sep)) {
         try {
-          fs.closeSync(fd);
+          // Not close(): ops may still be in flight on this number, and a later
+          // open() would reuse it. /dev/null takes the number; the file is let go.
+          native.fdToDevNull(fd);
         } catch {
           // already closed
         }

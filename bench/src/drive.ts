@@ -4,6 +4,7 @@
 import { randomFillSync } from 'node:crypto';
 import { isInterrupted } from './cleanup';
 import { LatencyRecorder } from './stats';
+import type { CpuTime } from './types';
 
 /** Returned by an operation to end its worker (the file is full, the bytes are written). */
 export const STOP = -1;
@@ -14,6 +15,18 @@ export interface DriveResult {
   seconds: number;
   p50Ns: number | null;
   p99Ns: number | null;
+  /** CPU time of this process (every thread: libuv's pool, io_uring's io-wq workers) over the run. */
+  cpu: CpuTime;
+}
+
+/**
+ * CPU time this process used since `start` (a `process.cpuUsage()` reading): user and system
+ * time of all its threads (getrusage RUSAGE_SELF), so the libuv pool's and io_uring's io-wq
+ * workers' time counts as well as the main thread's.
+ */
+export function cpuSince(start: NodeJS.CpuUsage): CpuTime {
+  const d = process.cpuUsage(start);
+  return { userUs: d.user, systemUs: d.system, source: 'process.cpuUsage()' };
 }
 
 /**
@@ -22,6 +35,7 @@ export interface DriveResult {
  */
 export async function drive(depth: number, seconds: number, op: (worker: number) => Promise<number>): Promise<DriveResult> {
   const lat = new LatencyRecorder();
+  const cpuStart = process.cpuUsage();
   const start = process.hrtime.bigint();
   const deadline = start + BigInt(Math.round(seconds * 1e9));
   let ops = 0;
@@ -39,8 +53,9 @@ export async function drive(depth: number, seconds: number, op: (worker: number)
   };
   await Promise.all(Array.from({ length: depth }, (_, i) => worker(i)));
   const elapsed = Number(process.hrtime.bigint() - start) / 1e9;
+  const cpu = cpuSince(cpuStart);
   const [p50, p99] = lat.percentiles([50, 99]);
-  return { ops, bytes, seconds: elapsed, p50Ns: p50 ?? null, p99Ns: p99 ?? null };
+  return { ops, bytes, seconds: elapsed, p50Ns: p50 ?? null, p99Ns: p99 ?? null, cpu };
 }
 
 /** Buffers full of random bytes (so nothing below can shortcut zeros). */

@@ -67,7 +67,7 @@ export function checkTools(): ToolReport {
 }
 
 /**
- * Runs scripts/install-deps.sh (installs fio, xfsprogs, liburing-dev, … with apt-get as root;
+ * Runs scripts/install-deps.sh (installs fio, xfsprogs, … with apt-get as root;
  * idempotent). Returns what it said, or why it did not run.
  */
 export function installMissing(log: (line: string) => void): { ran: boolean; ok: boolean; message: string } {

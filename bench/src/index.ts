@@ -37,7 +37,7 @@ import { renderSvg, renderTable, renderTargets } from './report';
 import { layOutFile, runWorkloads, stepsFor, targetCapabilities, type SuiteEnv } from './suite';
 import { evaluateTargets, TARGET_TEXT } from './targets';
 import type { FsTarget, RowRecord, TargetRecord } from './types';
-import { isOdirect, rowId, selectWorkloads, WORKLOADS, type Workload } from './workloads';
+import { isOdirect, nodeFsComparison, rowId, selectWorkloads, WORKLOADS, type Workload } from './workloads';
 
 export { parseOptions } from './options';
 export type { RowRecord, TargetRecord } from './types';
@@ -123,20 +123,30 @@ function uniquePath(dir: string, base: string, ext: string): string {
   return candidate;
 }
 
-function computeRatios(rows: RowRecord[]): void {
+/** Fills in the odirect rows' ratios to their peers (node:fs only where the work is the same). */
+export function computeRatios(rows: RowRecord[]): void {
   const value = (r: RowRecord | undefined): number | null =>
     r && r.status === 'ok' && r.median ? (r.metric === 'iops' ? r.median.iops : r.median.mibs) : null;
+  const cpu = (r: RowRecord | undefined): number | null => (r && r.status === 'ok' ? (r.median?.cpuUsPerOp ?? null) : null);
   const div = (a: number | null, b: number | null): number | null => (a !== null && b !== null && b > 0 ? a / b : null);
+  const workloads = new Map(WORKLOADS.map((w) => [w.id, w]));
   for (const r of rows) {
     if (!isOdirect(r.contender as never) || r.status !== 'ok') continue;
     const peer = (c: string): RowRecord | undefined => rows.find((x) => x.id === r.id && x.contender === c);
     const fio = peer('fio');
+    const cRef = peer('c-ref');
+    const nodeFs = div(value(r), value(peer('node-fs')));
+    const workload = workloads.get(r.workload);
+    const comparison = workload ? nodeFsComparison(workload) : { comparable: false as const, why: 'unknown workload' };
     r.ratios = {
       fio: div(value(r), value(fio)),
-      cRef: div(value(r), value(peer('c-ref'))),
-      nodeFs: div(value(r), value(peer('node-fs'))),
+      cRef: div(value(r), value(cRef)),
+      nodeFs: comparison.comparable ? nodeFs : null,
       p50VsFio: fio?.status === 'ok' ? div(r.median?.p50Us ?? null, fio.median?.p50Us ?? null) : null,
+      cpuVsFio: div(cpu(r), cpu(fio)),
+      cpuVsCRef: div(cpu(r), cpu(cRef)),
     };
+    if (!comparison.comparable && nodeFs !== null) r.notComparable = { nodeFs: { ratio: nodeFs, why: comparison.why } };
   }
 }
 
@@ -284,7 +294,7 @@ export async function runBench(argv: string[]): Promise<number> {
     jsonPath = uniquePath(opts.outDir, base, '.json');
     svgPath = jsonPath.replace(/\.json$/, '.svg');
     const subtitle = `${machine.kernel} · ${filesystems.map((f) => f.name).join(', ')} · ${modeText} · ${startedAt.toISOString()}`;
-    fs.writeFileSync(svgPath, renderSvg(rows, 'odirect bench: odirect ÷ fio, C reference and node:fs', subtitle));
+    fs.writeFileSync(svgPath, renderSvg(rows, 'odirect bench: odirect against fio, a C reference and node:fs; CPU per I/O', subtitle));
     const report: BenchReport = {
       schema: 'odirect-bench/1',
       date: startedAt.toISOString(),

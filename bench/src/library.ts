@@ -11,3 +11,5 @@ export {
   sweepStaleScratch,
   type ScratchFs,
 } from '../../dist/scratch/scratchfs.js';
+// The addon, for the interrupt path (cleanup.ts points fds at /dev/null rather than closing them).
+export { native } from '../../dist/native.js';

@@ -57,6 +57,97 @@ export async function layOutFile(file: string, size: number): Promise<number> {
   return (Date.now() - start) / 1000;
 }
 
+/**
+ * Software (CoW) atomic writes on XFS allocate, for a write into a CoW-fork hole, the whole
+ * hole up to the next CoW-fork extent (xfs_atomic_write_cow_iomap_begin, Linux 6.16+), and
+ * reserve that much space before taking the inode lock. On a freshly laid-out file the first
+ * random writes reserve and allocate hundreds of MiB each, 32 at a time, which ran the
+ * filesystem out of space (bench/README.md gives the measurements). Atomic writes from the
+ * end of the file down, one per stride, fill the CoW fork in stride-sized allocations first;
+ * the timed writes then find CoW blocks (or a hole their own size) and use no more space.
+ * Returns the number of writes.
+ */
+export async function primeCowFork(file: string, size: number, bs: number, stride = 8 * MiB): Promise<number> {
+  const f = await open(file, { engine: 'threadpool' });
+  try {
+    const buffer = alignedBuffer(bs);
+    randomFillSync(buffer);
+    let writes = 0;
+    for (let pos = Math.floor(size / bs) * bs - bs; pos >= 0 && !isInterrupted(); pos -= stride) {
+      await f.write(buffer, pos, { atomic: true });
+      writes++;
+    }
+    return writes;
+  } finally {
+    await f.close();
+  }
+}
+
+function freeBytes(dir: string): number {
+  const s = fs.statfsSync(dir);
+  return s.bfree * s.bsize;
+}
+
+/**
+ * After deleting a file, waits (at most `maxMs`) until the filesystem has given its space back:
+ * XFS frees a deleted file's blocks and CoW staging blocks in the background (inodegc), and
+ * statfs() pushes that work along. Waits for at least `expected` more free bytes than `before`,
+ * then until the count stops rising. Returns the ms waited.
+ */
+async function waitForFreedSpace(dir: string, before: number, expected: number, maxMs = 30_000): Promise<number> {
+  const start = Date.now();
+  let last = freeBytes(dir);
+  for (;;) {
+    await new Promise((resolve) => setTimeout(resolve, 100));
+    const now = freeBytes(dir);
+    if ((now >= before + expected && now === last) || Date.now() - start >= maxMs || isInterrupted()) return Date.now() - start;
+    last = now;
+  }
+}
+
+/** Samples the filesystem's free bytes every `everyMs` while a run goes on; `stop()` gives the lowest. */
+function watchFreeSpace(dir: string, everyMs = 250): { stop: () => number } {
+  let lowest = freeBytes(dir);
+  const timer = setInterval(() => {
+    lowest = Math.min(lowest, freeBytes(dir));
+  }, everyMs);
+  return {
+    stop: () => {
+      clearInterval(timer);
+      return Math.min(lowest, freeBytes(dir));
+    },
+  };
+}
+
+/**
+ * The atomic row's file, before each contender's run: the last run's file is deleted and its
+ * space waited for, a new one laid out and its CoW fork filled (primeCowFork), so every
+ * contender starts from the same state and the row needs about twice the file (bench/README.md).
+ */
+async function freshAtomicFile(target: FsTarget, bs: number): Promise<Record<string, number>> {
+  const freeBefore = freeBytes(target.dir);
+  let held = 0;
+  try {
+    held = fs.statSync(target.sharedFile).blocks * 512;
+  } catch {
+    // not there
+  }
+  removeQuietly(target.sharedFile);
+  const waitedForSpaceMs = await waitForFreedSpace(target.dir, freeBefore, held);
+  const freeWithoutFile = freeBytes(target.dir);
+  const layoutSeconds = await layOutFile(target.sharedFile, target.fileSize);
+  const primeStart = Date.now();
+  const primeWrites = target.fsType === 'xfs' ? await primeCowFork(target.sharedFile, target.fileSize, bs) : 0;
+  return {
+    waitedForSpaceMs,
+    freeWithoutFileMiB: freeWithoutFile / MiB,
+    layoutSeconds,
+    cowPrimeWrites: primeWrites,
+    cowPrimeSeconds: (Date.now() - primeStart) / 1000,
+    freeBeforeRunMiB: freeBytes(target.dir) / MiB,
+  };
+}
+
 /** Writes back and drops the file's page cache, so no contender inherits another's cached or dirty pages. */
 async function dropCache(file: string): Promise<void> {
   if (!fs.existsSync(file)) return;
@@ -129,6 +220,8 @@ function toRun(run: number, r: RunResult): RunRecord {
     mibs: r.bytes / MiB / seconds,
     p50Us: r.p50Ns === null ? null : r.p50Ns / 1000,
     p99Us: r.p99Ns === null ? null : r.p99Ns / 1000,
+    cpuUsPerOp: r.cpu && r.ops > 0 ? (r.cpu.userUs + r.cpu.systemUs) / r.ops : null,
+    cpu: r.cpu,
     ...(r.pagesLeft !== undefined ? { pagesLeft: r.pagesLeft } : {}),
     ...(r.notes?.length ? { notes: r.notes } : {}),
     ...(r.details ? { details: r.details } : {}),
@@ -149,6 +242,7 @@ function summarize(rec: RowRecord): void {
     mibs: median(nums((r) => r.mibs)),
     p50Us: median(nums((r) => r.p50Us)),
     p99Us: median(nums((r) => r.p99Us)),
+    cpuUsPerOp: median(nums((r) => r.cpuUsPerOp)),
   };
   if (ok.some((r) => r.pagesLeft !== undefined)) rec.median.pagesLeft = median(nums((r) => r.pagesLeft));
   const s = spread(nums((r) => (rec.metric === 'iops' ? r.iops : r.mibs)));
@@ -235,13 +329,13 @@ export async function runWorkloads(target: FsTarget, workloads: readonly Workloa
             tools: env.tools,
             fio: env.fio,
           };
+          let atomicFile: Record<string, number> | undefined;
           try {
             if (w.atomic) {
               // Atomic writes without hardware support are copy-on-write on XFS: each run leaves
               // the file fragmented and CoW blocks reserved (later runs get slower, then ENOSPC).
               // Every contender starts from a freshly laid-out file instead.
-              removeQuietly(target.sharedFile);
-              await layOutFile(target.sharedFile, target.fileSize);
+              atomicFile = await freshAtomicFile(target, w.bs);
             } else if (w.file === 'shared') await dropCache(target.sharedFile);
             else {
               removeQuietly(freshFile);
@@ -251,7 +345,11 @@ export async function runWorkloads(target: FsTarget, workloads: readonly Workloa
                 await f.allocate(0, ctx.appendCapBytes).finally(() => f.close());
               }
             }
-            const result = await runContender(c, ctx);
+            const watch = atomicFile ? watchFreeSpace(target.dir) : undefined;
+            const result = await runContender(c, ctx).finally(() => {
+              if (atomicFile && watch) atomicFile.lowestFreeMiB = watch.stop() / MiB;
+            });
+            if (atomicFile) result.details = { ...result.details, atomicFile };
             if (w.kind === 'cached') result.pagesLeft = cachedPages(freshFile, env.tools.fincore);
             rec.runs.push(toRun(run, result));
           } catch (e) {

@@ -39,7 +39,13 @@ export const TARGET_TEXT = [
   'atomic writes ≥ 0.9× the C liburing reference (atomic-16k-qd32)',
   'durable writes ≥ 3× node:fs with O_DSYNC (randwrite-dsync-qd32)',
   'depth-1 p50 latency within 1.2× fio psync (randwrite-qd1)',
+  'uring CPU per I/O ≤ fio\'s (randwrite-qd32, randread-qd32)',
+  'uring CPU per I/O ≤ 0.4× the thread-pool engine\'s (randwrite-qd32)',
 ];
+
+function cpuPerOp(row: RowRecord | undefined): number | null {
+  return row && row.status === 'ok' ? (row.median?.cpuUsPerOp ?? null) : null;
+}
 
 export function evaluateTargets(rows: readonly RowRecord[]): TargetRecord[] {
   const out: TargetRecord[] = [];
@@ -73,6 +79,38 @@ export function evaluateTargets(rows: readonly RowRecord[]): TargetRecord[] {
         threshold: 2,
         comparison: '>=',
         met: judge(measured, 2, '>='),
+        note: measured === null ? whyMissing(['uring', uring], ['thread pool', tp]) : undefined,
+      });
+    }
+    // CPU per I/O: uring against fio, and against the thread pool.
+    for (const workload of ['randwrite-qd32', 'randread-qd32']) {
+      if (!has(workload)) continue;
+      const uring = find(rows, workload, fs, 'odirect-uring');
+      const fio = find(rows, workload, fs, 'fio');
+      const measured = ratio(cpuPerOp(uring), cpuPerOp(fio));
+      out.push({
+        id: `uring-cpu-vs-fio-${workload}`,
+        description: `uring vs fio CPU per I/O, ${workload}`,
+        fs,
+        measured,
+        threshold: 1,
+        comparison: '<=',
+        met: judge(measured, 1, '<='),
+        note: measured === null ? whyMissing(['uring', uring], ['fio', fio]) : undefined,
+      });
+    }
+    if (has('randwrite-qd32')) {
+      const uring = find(rows, 'randwrite-qd32', fs, 'odirect-uring');
+      const tp = find(rows, 'randwrite-qd32', fs, 'odirect-threadpool');
+      const measured = ratio(cpuPerOp(uring), cpuPerOp(tp));
+      out.push({
+        id: 'uring-cpu-vs-threadpool-qd32',
+        description: 'uring vs thread-pool CPU per I/O, randwrite-qd32',
+        fs,
+        measured,
+        threshold: 0.4,
+        comparison: '<=',
+        met: judge(measured, 0.4, '<='),
         note: measured === null ? whyMissing(['uring', uring], ['thread pool', tp]) : undefined,
       });
     }

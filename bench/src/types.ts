@@ -39,8 +39,18 @@ export interface RunResult {
   p99Ns: number | null;
   /** Cached rows: page-cache pages of the file left behind (filled in by the suite). */
   pagesLeft?: number | null;
+  /** CPU time the contender's process spent on the timed part, µs (null: the contender could not tell). */
+  cpu: CpuTime | null;
   notes?: string[];
   details?: Record<string, unknown>;
+}
+
+/** User and system CPU time of the process that ran the I/O, over the timed part. */
+export interface CpuTime {
+  userUs: number;
+  systemUs: number;
+  /** How it was measured: 'process.cpuUsage()', 'fio usr_cpu/sys_cpu', 'getrusage(RUSAGE_SELF)'. */
+  source: string;
 }
 
 /** The contender cannot run this row here (missing feature, tool or engine): the row says why. */
@@ -58,6 +68,9 @@ export interface RunRecord {
   mibs: number;
   p50Us: number | null;
   p99Us: number | null;
+  /** CPU µs (user + system) per operation; null when the contender could not measure it. */
+  cpuUsPerOp: number | null;
+  cpu: CpuTime | null;
   pagesLeft?: number | null;
   notes?: string[];
   details?: Record<string, unknown>;
@@ -68,6 +81,8 @@ export interface Figures {
   mibs: number | null;
   p50Us: number | null;
   p99Us: number | null;
+  /** CPU µs per operation (median over the runs). */
+  cpuUsPerOp: number | null;
   pagesLeft?: number | null;
 }
 
@@ -90,8 +105,21 @@ export interface RowRecord {
   median: Figures | null;
   /** Spread of the row's metric over the runs (min, max, ± half-range % of the median). */
   spread: { min: number; max: number; pct: number } | null;
-  /** odirect rows: this row's metric over the peer's (fio, the C reference, node:fs); p50 latency over fio's. */
-  ratios?: { fio: number | null; cRef: number | null; nodeFs: number | null; p50VsFio: number | null };
+  /**
+   * odirect rows: this row's metric over the peer's (fio, the C reference, node:fs); p50 latency
+   * and CPU per I/O over fio's (and the C reference's). `nodeFs` only where node:fs does the same
+   * work (see `nodeFsComparison` in workloads.ts); otherwise it is null and the ratio is in `notComparable`.
+   */
+  ratios?: {
+    fio: number | null;
+    cRef: number | null;
+    nodeFs: number | null;
+    p50VsFio: number | null;
+    cpuVsFio: number | null;
+    cpuVsCRef: number | null;
+  };
+  /** odirect rows: ratios to a peer that did different work (node:fs buffered vs direct), kept apart. */
+  notComparable?: { nodeFs: { ratio: number; why: string } };
   notes: string[];
 }
 

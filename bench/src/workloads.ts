@@ -100,6 +100,26 @@ export function contenderLabel(c: ContenderId, workload: Workload): string {
   }
 }
 
+/**
+ * Whether node:fs does the same work as odirect on this row, so their ratio means something.
+ * node:fs cannot do O_DIRECT (no aligned memory), so its rows are buffered: where the row is
+ * durable (O_DSYNC vs RWF_DSYNC) or ends in fdatasync (both buffered), the data is on the
+ * device when the clock stops for both; elsewhere node:fs counts page-cache copies (writes) or
+ * page-cache hits and readahead (reads) while odirect counts device I/O.
+ */
+export function nodeFsComparison(workload: Workload): { comparable: true; basis: string } | { comparable: false; why: string } {
+  if (workload.op === 'write' && workload.dsync) {
+    return { comparable: true, basis: 'both durable when counted (node:fs O_DSYNC, odirect RWF_DSYNC)' };
+  }
+  if (workload.kind === 'cached') {
+    return { comparable: true, basis: 'both buffered writes, timed to the end of the final fdatasync' };
+  }
+  if (workload.op === 'read') {
+    return { comparable: false, why: 'node:fs reads are buffered (page-cache hits and readahead count); odirect reads each block from the device' };
+  }
+  return { comparable: false, why: 'node:fs writes are buffered (counted in the page cache, not on disk); odirect writes are on the device when counted' };
+}
+
 export function isFsName(name: string): name is FsName {
   return name === 'ext4' || name === 'xfs';
 }

@@ -1,16 +1,21 @@
 // pwritev2/preadv2 and friends on libuv's thread pool: works everywhere, one
 // thread per I/O in flight (UV_THREADPOOL_SIZE bounds the depth).
+import { isOwnedMemory } from '../aligned';
 import { native } from '../native';
+import { needsOwnedCopy } from '../policies/ownership';
+import { readThroughCopy, writeThroughCopy } from './caller-memory';
 import type { Engine } from './engine';
 
 export class ThreadPoolEngine implements Engine {
   readonly name = 'threadpool' as const;
 
   writev(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
+    if (needsOwnedCopy(buffers, isOwnedMemory)) return writeThroughCopy(buffers, (owned) => native.pwritev2(fd, owned, position, rwflags));
     return native.pwritev2(fd, buffers, position, rwflags);
   }
 
   readv(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
+    if (needsOwnedCopy(buffers, isOwnedMemory)) return readThroughCopy(buffers, (owned) => native.preadv2(fd, owned, position, rwflags));
     return native.preadv2(fd, buffers, position, rwflags);
   }
 

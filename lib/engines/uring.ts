@@ -8,8 +8,16 @@
 //   out as completions free slots.
 // - Results are pwritev2's: a byte count that may be short, or the errno as
 //   the same Error the thread-pool engine gives.
-import { alignedBuffer } from '../aligned';
+// - One engine per thread for every copy of this module: it is kept on the
+//   addon's exports, which copies loaded in one thread share (vitest's
+//   per-file module registries load lib/ again, not the addon).
+// - A submit error that does not clear is retried with backoff a bounded number
+//   of times; then the SQEs still queued become NOPs and their requests reject.
+import { isOwnedMemory } from '../aligned';
+import { OdirectError } from '../errors';
 import { C, native } from '../native';
+import { needsOwnedCopy } from '../policies/ownership';
+import { readThroughCopy, writeThroughCopy } from './caller-memory';
 import type { Engine } from './engine';
 import { FixedArena } from './fixed-arena';
 
@@ -24,6 +32,10 @@ const RING_ENTRIES = 256;
 const ARENA_BYTES = Number(process.env.ODIRECT_FIXED_ARENA_MIB ?? 16) * (1 << 20);
 // sync_file_range's SQE length field is 32 bits.
 const MAX_SQE_LEN = 0xffffffff;
+// Submit attempts without progress before queued requests are rejected: with
+// the backoff below, about 4 s of EAGAIN/EBUSY (or any error) that never clears.
+const MAX_SUBMIT_RETRIES = 12;
+const submitBackoffMs = (attempt: number): number => Math.min(1000, 1 << attempt);
 
 export class UringEngine implements Engine {
   readonly name = 'uring' as const;
@@ -33,6 +45,9 @@ export class UringEngine implements Engine {
   private nextId = 1;
   private flushQueued = false;
   private unsubmitted = 0;
+  private submitFailures = 0;
+  /** Ids whose SQEs were turned into NOPs: not reused until their CQE comes. */
+  private readonly cancelled = new Set<number>();
   /** Registered memory (fixed buffer 0); undefined if registering failed (e.g. RLIMIT_MEMLOCK). */
   readonly arena: FixedArena | undefined;
   readonly deferTaskrun: boolean;
@@ -56,12 +71,14 @@ export class UringEngine implements Engine {
   }
 
   writev(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
+    if (needsOwnedCopy(buffers, isOwnedMemory)) return writeThroughCopy(buffers, (owned) => this.writev(fd, owned, position, rwflags));
     // The kernel rejects RWF_ATOMIC on WRITE_FIXED (a bvec, not one user buffer): never fixed then.
     const fixed = !(rwflags & C.RWF_ATOMIC) && this.isFixed(buffers);
     return this.issue('pwritev2', (id) => native.uringPrepWritev(fd, buffers, position, rwflags, id, fixed));
   }
 
   readv(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
+    if (needsOwnedCopy(buffers, isOwnedMemory)) return readThroughCopy(buffers, (owned) => this.readv(fd, owned, position, rwflags));
     const fixed = this.isFixed(buffers);
     return this.issue('preadv2', (id) => native.uringPrepReadv(fd, buffers, position, rwflags, id, fixed));
   }
@@ -122,7 +139,7 @@ export class UringEngine implements Engine {
   private allocateId(): number {
     do {
       this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
-    } while (this.pending.has(this.nextId));
+    } while (this.pending.has(this.nextId) || this.cancelled.has(this.nextId));
     return this.nextId;
   }
 
@@ -135,20 +152,46 @@ export class UringEngine implements Engine {
   private flush(): void {
     this.flushQueued = false;
     if (this.unsubmitted === 0) return;
+    let error: unknown;
+    const before = this.unsubmitted;
     try {
       // The kernel may take fewer than were queued (EAGAIN, EBUSY): what it left
       // must go out too, even if no new request comes along to trigger a submit.
       this.unsubmitted = native.uringSubmit();
     } catch (err) {
-      // The SQEs stay on the ring; try again rather than lose them.
-      process.emitWarning(`odirect: io_uring submit failed, retrying: ${String(err)}`);
+      error = err; // the SQEs stay on the ring
     }
-    if (this.unsubmitted > 0) setImmediate(() => this.scheduleFlush());
+    if (this.unsubmitted === 0) {
+      this.submitFailures = 0;
+      return;
+    }
+    if (error === undefined && this.unsubmitted < before) this.submitFailures = 0;
+    else if (++this.submitFailures > MAX_SUBMIT_RETRIES) return this.rejectQueued(error);
+    setTimeout(() => this.scheduleFlush(), this.submitFailures === 0 ? 0 : submitBackoffMs(this.submitFailures)).unref();
+  }
+
+  /** Gives up on the SQEs the kernel would not take: they become NOPs, their requests reject. */
+  private rejectQueued(error: unknown): void {
+    const reason = new OdirectError(
+      'ERR_URING_SUBMIT',
+      `io_uring submit made no progress after ${MAX_SUBMIT_RETRIES} retries${error ? `: ${(error as Error).message}` : ''}`,
+      error === undefined ? {} : { cause: error },
+    );
+    this.submitFailures = 0;
+    this.unsubmitted = 0;
+    for (const id of native.uringCancelQueued()) {
+      this.cancelled.add(id);
+      const request = this.pending.get(id);
+      if (!request) continue;
+      this.pending.delete(id);
+      request.reject(reason);
+    }
   }
 
   private complete(ids: Uint32Array, results: Int32Array): void {
     for (let i = 0; i < ids.length; i++) {
       const request = this.pending.get(ids[i]!);
+      this.cancelled.delete(ids[i]!);
       if (!request) continue;
       this.pending.delete(ids[i]!);
       const res = results[i]!;
@@ -160,24 +203,24 @@ export class UringEngine implements Engine {
 }
 
 function registerArena(bytes: number): FixedArena | undefined {
-  const memory = alignedBuffer(bytes);
   try {
-    native.uringRegisterBuffer(memory);
-    return new FixedArena(memory);
+    native.uringRegisterArena(bytes);
+    return new FixedArena();
   } catch {
     return undefined; // fixed buffers are an optimisation: without them I/O works the same
   }
 }
 
-let engine: UringEngine | undefined;
+// On the addon's exports: one per addon instance, i.e. per thread.
+const ENGINE_KEY = Symbol.for('odirect.uringEngine');
+const holder = native as unknown as Record<symbol, UringEngine | undefined>;
 
-/** This thread's ring, made on first use. */
+/** This thread's ring, made on first use, shared by every copy of this module on the thread. */
 export function uringEngine(): UringEngine {
-  engine ??= new UringEngine();
-  return engine;
+  return (holder[ENGINE_KEY] ??= new UringEngine());
 }
 
 /** This thread's ring if one was made already (never makes one). */
 export function existingUringEngine(): UringEngine | undefined {
-  return engine;
+  return holder[ENGINE_KEY];
 }

@@ -4,6 +4,7 @@
 import { randomBytes } from 'node:crypto';
 import { unlink } from 'node:fs/promises';
 import * as path from 'node:path';
+import { alignedBuffer } from '../aligned';
 import { OdirectError, withContext } from '../errors';
 import { C, native, type NativeStatx } from '../native';
 import type { AtomicCapabilities, Capabilities, DirectIoCapabilities } from '../types';
@@ -117,7 +118,7 @@ async function openDirectError(target: string, flags: number): Promise<string | 
 
 /** RWF_DONTCACHE support, by a 1-byte buffered write to a scratch file (EOPNOTSUPP when missing). */
 async function dontcacheWorks(fd: number, write: boolean): Promise<boolean> {
-  const byte = Buffer.alloc(1);
+  const byte = alignedBuffer(1); // odirect memory: async native I/O refuses caller memory
   try {
     if (write) await native.pwritev2(fd, [byte], 0, C.RWF_DONTCACHE);
     else await native.preadv2(fd, [byte], 0, C.RWF_DONTCACHE);

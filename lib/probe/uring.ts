@@ -25,8 +25,12 @@ export function uringAvailability(): UringAvailability {
   if (simulated) {
     return (cached = { available: false, reason: `io_uring setup failed with ${simulated} (simulated by ODIRECT_SIMULATE_URING_FAILURE)` });
   }
-  const errno = native.uringSetupErrno();
-  if (errno === 0) return (cached = { available: true });
+  const { errno, missing } = native.uringSupport();
+  if (errno === 0 && missing.length === 0) return (cached = { available: true });
+  if (errno === 0) {
+    // 5.1–5.5 set up a ring but lack READ/WRITE (5.6) and more: the engine would fail on the first I/O.
+    return (cached = { available: false, reason: `io_uring lacks the opcodes ${missing.map((m) => `IORING_OP_${m}`).join(', ')} (probe)` });
+  }
   const disabled = sysctlDisabled();
   let reason: string;
   if (errno === 38) reason = 'io_uring_setup returned ENOSYS: this kernel was built without io_uring';

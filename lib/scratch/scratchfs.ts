@@ -324,7 +324,33 @@ function hasScratchDirName(dir: string): boolean {
   return path.basename(dir).startsWith(DIR_PREFIX) && path.dirname(dir) === scratchParentDir();
 }
 
+/**
+ * True when `dir` is a real directory (not a symlink, per lstat) owned by this
+ * process's uid and not writable by group or others: only then can nobody else
+ * have put or swapped anything in it, so a sweep may remove it. As root, the
+ * stale-dir sweep would otherwise delete whatever another user placed under
+ * our prefix, marker and all.
+ */
+export function isPrivateOwnedDir(dir: string): boolean {
+  let st: fs.Stats;
+  try {
+    st = fs.lstatSync(dir);
+  } catch {
+    return false;
+  }
+  const uid = typeof process.getuid === 'function' ? process.getuid() : -1;
+  return st.isDirectory() && !st.isSymbolicLink() && st.uid === uid && (st.mode & 0o022) === 0;
+}
+
+/** The marker, read only as a regular file (not a symlink) owned by us, in a private dir of ours. */
 function readMarker(dir: string): Marker | null {
+  if (!isPrivateOwnedDir(dir)) return null;
+  try {
+    const st = fs.lstatSync(path.join(dir, MARKER_NAME));
+    if (!st.isFile() || st.uid !== (typeof process.getuid === 'function' ? process.getuid() : -1)) return null;
+  } catch {
+    return null;
+  }
   try {
     const marker = JSON.parse(fs.readFileSync(path.join(dir, MARKER_NAME), 'utf8')) as Marker;
     return marker && marker.tool === 'odirect-scratch' && typeof marker.image === 'string' ? marker : null;
@@ -378,6 +404,24 @@ function assertScratchShape(scratch: ScratchFs): void {
     problems.push(`loop ${JSON.stringify(scratch.loop)} is not a /dev/loopN device`);
   }
   if (problems.length) throw new Error(`scratchfs: refusing to touch a scratch fs that is not ours: ${problems.join('; ')}`);
+}
+
+/**
+ * Throws unless `scratch` is a filesystem this process made and still holds
+ * (the live registry: same dir, image, loop and mountpoint) and its marker, in
+ * our own private dir, names this process and the same image and loop. A
+ * description forged or handed over from another process never passes.
+ */
+export function assertMadeByThisProcess(scratch: ScratchFs): void {
+  assertScratchShape(scratch);
+  const live = liveScratch.get(scratch.dir);
+  if (!live || live.image !== scratch.image || live.loop !== scratch.loop || live.mountpoint !== scratch.mountpoint) {
+    throw new Error(`scratchfs: refusing to touch ${scratch.dir}: not a scratch filesystem this process made`);
+  }
+  const marker = readMarker(scratch.dir);
+  if (!marker || marker.pid !== process.pid || marker.image !== scratch.image || marker.loop !== scratch.loop) {
+    throw new Error(`scratchfs: refusing to touch ${scratch.dir}: its marker does not name this process and image`);
+  }
 }
 
 function assertMarkerMatches(scratch: ScratchFs): void {
@@ -700,6 +744,7 @@ function findStaleScratchDirs(): string[] {
   }
   return [...dirs].filter((dir) => {
     if (liveScratch.has(dir)) return false;
+    // readMarker checks the dir is ours: real dir, our uid, not group/other-writable.
     const marker = readMarker(dir);
     return marker !== null && marker.image === path.join(dir, IMAGE_NAME) && markerOwnerIsDead(marker);
   });
@@ -723,6 +768,8 @@ function sweepOneStaleDir(dir: string, removed: string[]): void {
     if (detachLoopIfOurs(loop, image)) removed.push(`losetup -d ${loop} (${image})`);
   }
   assertNothingMountedUnder(dir);
+  // Checked again right before removing (lstat: a dir swapped for a symlink is left alone).
+  if (!isPrivateOwnedDir(dir)) throw new Error(`${dir} is no longer a private directory of ours; leaving it`);
   fs.rmSync(dir, { recursive: true, force: true });
   removed.push(`rm -r ${dir}`);
 }

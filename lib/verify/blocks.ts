@@ -52,3 +52,55 @@ export function checkRegion(data: Uint8Array, region: number): RegionState {
   if (gens.size === 1) return { kind: 'whole', gen: [...gens][0]! };
   return { kind: 'torn', gens: [...gens].sort((a, b) => a - b) };
 }
+
+/**
+ * What a read of a region that was written whole before any read showed, sector
+ * by sector: the worst class wins (corrupt, then zero, then stale, then torn).
+ * corrupt: the hunt's magic with a bad checksum. stale: intact sectors of another
+ * region or place, or data that is not the hunt's (blocks that held something
+ * else). `whole` is judged against the write history by the caller (an old
+ * generation is stale too).
+ */
+export type ReadClass =
+  | { kind: 'whole'; gen: number }
+  | { kind: 'torn'; gens: number[] }
+  | { kind: 'zero'; sectors: number }
+  | { kind: 'stale'; why: string }
+  | { kind: 'corrupt'; sector: number; why: string };
+
+export function classifyRead(data: Uint8Array, region: number): ReadClass {
+  const view = new DataView(data.buffer, data.byteOffset, data.byteLength);
+  const gens = new Set<number>();
+  let zero = 0;
+  let foreign: string | undefined;
+  let corrupt: { sector: number; why: string } | undefined;
+  for (let s = 0; s * SECTOR < data.byteLength; s++) {
+    const at = s * SECTOR;
+    const sector = data.subarray(at, at + SECTOR);
+    if (sector.every((b) => b === 0)) {
+      zero++;
+      continue;
+    }
+    if (view.getUint32(at, true) !== MAGIC) {
+      // Not the hunt's data at all: the old contents of blocks that belonged to something else.
+      foreign ??= `sector ${s} holds data that is not the hunt's (no magic)`;
+      continue;
+    }
+    if (view.getUint32(at + SECTOR - 4, true) !== crc32(sector.subarray(0, SECTOR - 4))) {
+      corrupt ??= { sector: s, why: 'checksum mismatch' };
+      continue;
+    }
+    const owner = view.getUint32(at + 4, true);
+    const index = view.getUint32(at + 12, true);
+    if (owner !== region || index !== s) {
+      foreign ??= `sector ${s} holds sector ${index} of region ${owner}, generation ${view.getUint32(at + 8, true)}`;
+      continue;
+    }
+    gens.add(view.getUint32(at + 8, true));
+  }
+  if (corrupt) return { kind: 'corrupt', ...corrupt };
+  if (zero > 0) return { kind: 'zero', sectors: zero };
+  if (foreign) return { kind: 'stale', why: foreign };
+  if (gens.size > 1) return { kind: 'torn', gens: [...gens].sort((a, b) => a - b) };
+  return { kind: 'whole', gen: [...gens][0]! };
+}

@@ -26,6 +26,14 @@ export interface CrashOptions {
   runMs?: number;
   /** Writes are acknowledged only once durable (RWF_DSYNC). Default true; false shows what is lost without it. */
   dsync?: boolean;
+  /**
+   * Every writer writes any region, picked at random, so writes to one region
+   * overlap (with few regions, often). Default false: each writer owns its regions.
+   * Through odirect, overlapping writes to one region complete in issue order
+   * (policies/atomic-overlap.ts, range-lock.ts), so the last acknowledged
+   * generation is still the one a region must hold at least.
+   */
+  overlap?: boolean;
   /** Called after each cycle with the counts so far. */
   progress?: (soFar: Readonly<CrashReport>) => void;
 }
@@ -56,7 +64,8 @@ async function settleWithin<T>(promise: Promise<T>, ms: number, what: string): P
 
 export async function runCrashCycles(target: CrashTarget, options: CrashOptions): Promise<CrashReport> {
   const regions = options.regions ?? 32;
-  const writers = Math.min(options.writers ?? 8, regions);
+  const overlap = options.overlap ?? false;
+  const writers = overlap ? (options.writers ?? 8) : Math.min(options.writers ?? 8, regions);
   const size = options.regionSize;
   const path = `${target.mountpoint}/${FILE}`;
   const report: CrashReport = { cycles: 0, acknowledged: 0, failedAfterShutdown: 0, lost: 0, torn: 0, corrupt: 0, examples: [] };
@@ -92,7 +101,7 @@ export async function runCrashCycles(target: CrashTarget, options: CrashOptions)
       const block = alignedBuffer(size);
       let k = 0;
       while (!stopped) {
-        const r = w + writers * (k++ % Math.ceil((regions - w) / writers));
+        const r = overlap ? Math.floor(Math.random() * regions) : w + writers * (k++ % Math.ceil((regions - w) / writers));
         const gen = issued[r]! + 1;
         issued[r] = gen;
         fillRegion(block, r, gen);
@@ -102,7 +111,7 @@ export async function runCrashCycles(target: CrashTarget, options: CrashOptions)
           report.failedAfterShutdown++;
           return; // EIO once the filesystem is down
         }
-        acked[r] = gen;
+        if (gen > acked[r]!) acked[r] = gen;
         ackOrder[r] = ++acks;
         report.acknowledged++;
       }

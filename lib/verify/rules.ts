@@ -53,9 +53,11 @@ export async function checkAtomicRules(dir: string, caps: Capabilities): Promise
   const span = Math.max(2 * Math.min(unitMax, SWEEP_MAX), 4 * unitMin);
   const baseline = pattern(span, 7);
   const fd = native.openSync(file, C.O_RDWR | C.O_CREAT | C.O_EXCL | C.O_DIRECT, 0o600);
-  const buffered = native.openSync(file, C.O_RDWR, 0);
+  let buffered = -1;
   const report: RulesReport = { rules: [], sizes: [] };
   try {
+    // Inside the try: if this open fails, the first fd and the file still go.
+    buffered = native.openSync(file, C.O_RDWR, 0);
     native.pwritev2Sync(fd, [baseline], 0, 0);
     native.fsyncSync(fd);
     const unchanged = (): boolean => {
@@ -103,7 +105,7 @@ export async function checkAtomicRules(dir: string, caps: Capabilities): Promise
     }
     return report;
   } finally {
-    native.closeSync(buffered);
+    if (buffered >= 0) native.closeSync(buffered);
     native.closeSync(fd);
     await unlink(file).catch(() => undefined);
   }

@@ -10,6 +10,7 @@ import {
   registerCleanupOnExit,
   removeScratchFs,
   scratchAvailable,
+  isPrivateOwnedDir,
   sweepStaleScratch,
   type ScratchFs,
   type ScratchOptions,
@@ -80,7 +81,10 @@ function sweepStaleTmpfsDirs(): string[] {
   }
   for (const name of names) {
     const dir = path.join(TMPFS_ROOT, name);
+    // Only a real dir of our uid that nobody else can write (lstat): as root, never another user's.
+    if (!isPrivateOwnedDir(dir)) continue;
     try {
+      if (!fs.lstatSync(path.join(dir, TMPFS_MARKER)).isFile()) continue;
       const owner = Number(fs.readFileSync(path.join(dir, TMPFS_MARKER), 'utf8').trim());
       if (!Number.isInteger(owner) || owner <= 0 || pidIsAlive(owner)) continue;
       fs.rmSync(dir, { recursive: true, force: true });
@@ -102,7 +106,8 @@ function makeTmpfsDir(): string {
   }
   const dir = fs.mkdtempSync(path.join(root, TMPFS_PREFIX));
   fs.writeFileSync(path.join(dir, TMPFS_MARKER), `${process.pid}\n`);
-  fs.chmodSync(dir, 0o777);
+  // Not group/other-writable: the sweep of a later run removes only private dirs of its own uid.
+  fs.chmodSync(dir, 0o755);
   return dir;
 }
 

@@ -10,26 +10,44 @@ import { Unsupported, type RunContext, type RunResult } from '../types';
 export const CREF_SOURCE = path.join(PACKAGE_ROOT, 'bench', 'ref', 'atomic_ref.c');
 export const CREF_BINARY = path.join(PACKAGE_ROOT, 'bench', 'bin', 'atomic_ref');
 
-let built: Promise<string> | undefined;
+/** The pure-syscall reproducer of docs/xfs-atomic-overlap.md (pthreads, no liburing). */
+export const OVERLAP_SOURCE = path.join(PACKAGE_ROOT, 'bench', 'ref', 'atomic_overlap.c');
+export const OVERLAP_BINARY = path.join(PACKAGE_ROOT, 'bench', 'bin', 'atomic_overlap');
+
+const built = new Map<string, Promise<string>>();
+
+/** Builds `binary` from `source` once per process (again only if the source is newer). */
+function buildC(what: string, source: string, binary: string, cc: string | null, libs: string[]): Promise<string> {
+  let once = built.get(binary);
+  if (!once) {
+    once = (async () => {
+      if (!fs.existsSync(source)) throw new Unsupported(`${what} source ${source} not found`);
+      if (!cc) throw new Unsupported(`no C compiler (cc) to build the ${what}`);
+      const fresh = fs.existsSync(binary) && fs.statSync(binary).mtimeMs >= fs.statSync(source).mtimeMs;
+      if (fresh) return binary;
+      fs.mkdirSync(path.dirname(binary), { recursive: true });
+      const args = ['-O2', '-Wall', '-o', binary, source, ...libs];
+      const r = await runCommand(cc, args, 120_000);
+      if (r.code !== 0) {
+        throw new Unsupported(`building the ${what} failed (${cc} ${args.join(' ')}): ${r.stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
+      }
+      return binary;
+    })();
+    built.set(binary, once);
+  }
+  return once;
+}
 
 /** Builds bench/bin/atomic_ref once per process (again only if the source is newer). */
 export function buildCRef(cc: string | null, liburing: string | null): Promise<string> {
-  built ??= (async () => {
-    if (!fs.existsSync(CREF_SOURCE)) throw new Unsupported(`C reference source ${CREF_SOURCE} not found`);
-    if (!cc) throw new Unsupported('no C compiler (cc) to build the C reference');
-    if (!liburing) throw new Unsupported('the vendored liburing (deps/liburing) is missing');
-    const fresh = fs.existsSync(CREF_BINARY) && fs.statSync(CREF_BINARY).mtimeMs >= fs.statSync(CREF_SOURCE).mtimeMs;
-    if (fresh) return CREF_BINARY;
-    fs.mkdirSync(path.dirname(CREF_BINARY), { recursive: true });
-    // liburing's own sources are compiled in, as odirect's binding.gyp does: no system liburing.
-    const args = ['-O2', '-Wall', '-D_GNU_SOURCE', '-I', path.join(liburing, 'include'), '-o', CREF_BINARY, CREF_SOURCE, ...VENDORED_LIBURING_SOURCES];
-    const r = await runCommand(cc, args, 120_000);
-    if (r.code !== 0) {
-      throw new Unsupported(`building the C reference failed (${cc} ${args.join(' ')}): ${r.stderr.trim().split('\n').slice(0, 3).join(' | ')}`);
-    }
-    return CREF_BINARY;
-  })();
-  return built;
+  if (!liburing) return Promise.reject(new Unsupported('the vendored liburing (deps/liburing) is missing'));
+  // liburing's own sources are compiled in, as odirect's binding.gyp does: no system liburing.
+  return buildC('C reference', CREF_SOURCE, CREF_BINARY, cc, ['-D_GNU_SOURCE', '-I', path.join(liburing, 'include'), ...VENDORED_LIBURING_SOURCES]);
+}
+
+/** Builds bench/bin/atomic_overlap, the XFS overlapping-atomic-writes reproducer. */
+export function buildAtomicOverlap(cc: string | null): Promise<string> {
+  return buildC('atomic-overlap reproducer', OVERLAP_SOURCE, OVERLAP_BINARY, cc, ['-pthread']);
 }
 
 interface CRefOutput {
@@ -39,12 +57,16 @@ interface CRefOutput {
   seconds: number;
   iops: number;
   lat_ns: { p50: number; p99: number; max: number };
+  /** getrusage(RUSAGE_SELF) over the timed loop, µs (absent from an old binary). */
+  cpu_us?: { user: number; sys: number };
 }
 
 export async function runCRef(ctx: RunContext): Promise<RunResult> {
   const w = ctx.workload;
   if (w.kind !== 'random' && w.kind !== 'sequential') throw new Unsupported('the C reference runs the shared-file rows only');
   const binary = await buildCRef(ctx.tools.cc, ctx.tools.liburing);
+  // The same build step leaves the XFS overlap reproducer ready in bench/bin/ (docs/xfs-atomic-overlap.md).
+  await buildAtomicOverlap(ctx.tools.cc);
   const args = [
     '--file', ctx.target.sharedFile,
     '--size', String(ctx.target.fileSize),
@@ -71,6 +93,7 @@ export async function runCRef(ctx: RunContext): Promise<RunResult> {
     seconds: out.seconds,
     p50Ns: out.lat_ns.p50 || null,
     p99Ns: out.lat_ns.p99 || null,
+    cpu: out.cpu_us ? { userUs: out.cpu_us.user, systemUs: out.cpu_us.sys, source: 'getrusage(RUSAGE_SELF)' } : null,
     details: { command: [path.relative(PACKAGE_ROOT, binary), ...args].join(' '), maxLatencyNs: out.lat_ns.max },
   };
 }

@@ -1,7 +1,7 @@
 // fio with the matching engine and depth: io_uring, or psync at depth 1 (and
 // for the append and buffered rows, which are one write at a time).
 import { runCommand } from '../cleanup';
-import { Unsupported, type RunContext, type RunResult } from '../types';
+import { Unsupported, type CpuTime, type RunContext, type RunResult } from '../types';
 
 interface FioSide {
   io_bytes: number;
@@ -17,6 +17,22 @@ interface FioJob {
   error: number;
   read: FioSide;
   write: FioSide;
+  /** CPU time of the job's process in percent of job_runtime (fio's getrusage(RUSAGE_SELF) figures). */
+  usr_cpu?: number;
+  sys_cpu?: number;
+  /** ms the job ran, the base of usr_cpu/sys_cpu. */
+  job_runtime?: number;
+}
+
+/** The job's CPU time, µs, from fio's own usr_cpu/sys_cpu (percent of job_runtime). */
+export function fioCpu(job: FioJob, sideRuntimeMs: number): CpuTime | null {
+  const runtimeMs = typeof job.job_runtime === 'number' && job.job_runtime > 0 ? job.job_runtime : sideRuntimeMs;
+  if (typeof job.usr_cpu !== 'number' || typeof job.sys_cpu !== 'number' || !(runtimeMs > 0)) return null;
+  return {
+    userUs: (job.usr_cpu / 100) * runtimeMs * 1000,
+    systemUs: (job.sys_cpu / 100) * runtimeMs * 1000,
+    source: 'fio usr_cpu/sys_cpu × job_runtime',
+  };
 }
 
 function atLeast(v: { major: number; minor: number }, major: number, minor: number): boolean {
@@ -128,6 +144,7 @@ export async function runFio(ctx: RunContext): Promise<RunResult> {
     seconds,
     p50Ns: percentile(side, 'lat_ns', '50.000000') ?? percentile(side, 'clat_ns', '50.000000'),
     p99Ns: percentile(side, 'lat_ns', '99.000000') ?? percentile(side, 'clat_ns', '99.000000'),
+    cpu: fioCpu(job, side.runtime),
     notes,
     details: {
       command: ['fio', ...args].join(' '),
@@ -137,6 +154,9 @@ export async function runFio(ctx: RunContext): Promise<RunResult> {
       clatP99Ns: percentile(side, 'clat_ns', '99.000000'),
       latP50Ns: percentile(side, 'lat_ns', '50.000000'),
       latP99Ns: percentile(side, 'lat_ns', '99.000000'),
+      usrCpuPct: job.usr_cpu ?? null,
+      sysCpuPct: job.sys_cpu ?? null,
+      jobRuntimeMs: job.job_runtime ?? null,
     },
   };
 }

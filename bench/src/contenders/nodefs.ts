@@ -2,7 +2,7 @@
 // node:fs cannot get aligned memory for O_DIRECT, so these rows are buffered
 // (page cache), with O_DSYNC where the workload is durable; the labels say so.
 import { constants, promises as fsp } from 'node:fs';
-import { drive, offsetSource, randomBuffers, STOP } from '../drive';
+import { cpuSince, drive, offsetSource, randomBuffers, STOP } from '../drive';
 import { Unsupported, type RunContext, type RunResult } from '../types';
 
 export async function runNodeFs(ctx: RunContext): Promise<RunResult> {
@@ -56,6 +56,7 @@ export async function runNodeFs(ctx: RunContext): Promise<RunResult> {
   try {
     const [buffer] = randomBuffers(1, () => Buffer.alloc(w.bs));
     let position = 0;
+    const cpuStart = process.cpuUsage();
     const start = process.hrtime.bigint();
     const r = await drive(1, ctx.seconds, async () => {
       if (position >= ctx.bufferedBytes) return STOP;
@@ -65,8 +66,9 @@ export async function runNodeFs(ctx: RunContext): Promise<RunResult> {
     });
     await fh.datasync();
     const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const cpu = cpuSince(cpuStart);
     if (r.bytes < ctx.bufferedBytes) notes.push(`time limit: wrote ${r.bytes >> 20} of ${ctx.bufferedBytes >> 20} MiB`);
-    return { ...r, seconds, notes, details: { writeSeconds: r.seconds } };
+    return { ...r, seconds, cpu, notes, details: { writeSeconds: r.seconds } };
   } finally {
     await fh.close();
   }
