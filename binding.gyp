@@ -55,7 +55,8 @@
       "cflags_cc": ["-std=c++17", "-Wall", "-Wextra", "-Wno-unused-parameter"],
       # The prebuilds must load on glibc 2.28 (RHEL 8, Node 20's floor): libstdc++ is linked
       # in (GCC 12's wants GLIBCXX_3.4.29), its symbols kept local to the addon, and
-      # native/glibc_baseline.cc covers the two glibc symbols newer than 2.28 it would pull in.
+      # native/glibc_baseline.cc covers the glibc symbols newer than 2.28 that libstdc++ and
+      # newer glibc headers pull in.
       # libgcc stays shared: its static unwinder wants _dl_find_object (GLIBC_2.35).
       # test/package.test.ts checks the highest GLIBC version with objdump -T.
       "ldflags": ["-static-libstdc++", "-Wl,--exclude-libs,ALL"]
