@@ -18,7 +18,7 @@ sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit
 echo '{ "name": "odirect-asan-build", "private": true, "scripts": { "build": "node-gyp rebuild" } }' > "$out/package.json"
 (cd "$out" && CXXFLAGS="$sanitize" LDFLAGS="-fsanitize=address,undefined" npm run build --silent >/dev/null)
 addon="$out/build/Release/odirect.node"
-nm -D "$addon" | grep -q __asan_init || { echo "asan: $addon is not instrumented" >&2; exit 1; }
+nm -D "$addon" | grep __asan_init >/dev/null || { echo "asan: $addon is not instrumented" >&2; exit 1; }
 
 libasan="$(gcc -print-file-name=libasan.so)"
 libubsan="$(gcc -print-file-name=libubsan.so)"
