@@ -201,7 +201,9 @@ class Ring {
   std::vector<uint32_t> CancelQueued() {
     std::vector<uint32_t> ids;
     unsigned mask = ring_.sq.ring_mask;
-    for (unsigned pos = *ring_.sq.khead; pos != ring_.sq.sqe_tail; pos++) {
+    // Without SQPOLL the kernel reads SQEs only inside io_uring_enter on this
+    // thread, so those past its head can be rewritten here.
+    for (unsigned pos = io_uring_smp_load_acquire(ring_.sq.khead); pos != ring_.sq.sqe_tail; pos++) {
       io_uring_sqe* sqe = &ring_.sq.sqes[pos & mask];
       uint64_t id = sqe->user_data;
       io_uring_prep_nop(sqe);

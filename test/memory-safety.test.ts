@@ -116,11 +116,53 @@ describe('residentPages with a huge length (no allocation sized by the caller)',
   });
 });
 
+describe("the bench's interrupt lets go of files without freeing fd numbers", () => {
+  it('fdToDevNull points the fd at /dev/null: its number stays taken, and I/O aimed at it misses the file', () => {
+    const file = path.join(os.tmpdir(), `odirect-devnull-${process.pid}-${Date.now()}`);
+    fs.writeFileSync(file, Buffer.alloc(4096, 1));
+    const fd = native.openSync(file, C.O_RDWR, 0);
+    try {
+      native.fdToDevNull(fd);
+      expect(fs.readlinkSync(`/proc/self/fd/${fd}`)).toBe('/dev/null');
+      const other = native.openSync(file, C.O_RDONLY, 0);
+      expect(other).not.toBe(fd); // the number was not handed out again
+      native.closeSync(other);
+      expect(native.pwritev2Sync(fd, [Buffer.alloc(4096, 2)], 0, 0)).toBe(4096); // to /dev/null
+      expect(fs.readFileSync(file).equals(Buffer.alloc(4096, 1))).toBe(true);
+    } finally {
+      native.closeSync(fd);
+      fs.rmSync(file, { force: true });
+    }
+  });
+});
+
 describe('io_uring opcode probe', () => {
   it('reports the needed opcodes this kernel lacks (none here: 6.x)', () => {
     const support = native.uringSupport();
     if (support.errno !== 0) return; // no io_uring at all: probe().ioUring says why (uring.test.ts)
     expect(support.missing).toEqual([]);
+  });
+
+  it('a ring without READ/WRITE (5.1–5.5) is not chosen: auto takes the thread pool, probe().ioUring names the opcodes', () => {
+    const script = `
+      const o = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))});
+      const { uringAvailability } = require(${JSON.stringify(path.join(root, 'dist', 'probe', 'uring.js'))});
+      const { selectEngine } = require(${JSON.stringify(path.join(root, 'dist', 'engines', 'select.js'))});
+      let forced;
+      try { selectEngine('uring'); forced = 'chosen'; } catch (e) { forced = e.code; }
+      console.log(JSON.stringify({ avail: uringAvailability(), auto: selectEngine('auto').name, forced }));
+    `;
+    const r = spawnSync(process.execPath, ['-e', script], {
+      encoding: 'utf8',
+      timeout: 30_000,
+      env: { ...process.env, ODIRECT_SIMULATE_URING_MISSING_OPS: 'READ,WRITE' },
+    });
+    expect(r.stderr).toBe('');
+    const out = JSON.parse(r.stdout);
+    expect(out.avail.available).toBe(false);
+    expect(out.avail.reason).toMatch(/IORING_OP_READ, IORING_OP_WRITE/);
+    expect(out.auto).toBe('threadpool');
+    expect(out.forced).toBe('ERR_URING_UNAVAILABLE');
   });
 });
 
@@ -202,7 +244,14 @@ for (const fsName of ['ext4', 'xfs'] as const) {
             expect(await f.read(backUnaligned, 65536)).toBe(4096);
             expect(Buffer.from(backUnaligned).equals(Buffer.from(unaligned.subarray(0, 4096)))).toBe(true);
             // The raw native forms take them too (they cannot be detached).
-            expect(await native.preadv2(native.openSync(file, C.O_RDONLY, 0), [sharedView(4096, 0)], 0, 0)).toBe(4096);
+            const rawFd = native.openSync(file, C.O_RDONLY, 0);
+            try {
+              const raw = sharedView(4096, 0);
+              expect(await native.preadv2(rawFd, [raw], 0, 0)).toBe(4096);
+              expect(Buffer.from(raw).equals(Buffer.from(aligned.subarray(0, 4096)))).toBe(true);
+            } finally {
+              native.closeSync(rawFd);
+            }
           } finally {
             await f.close();
           }
@@ -287,6 +336,37 @@ for (const fsName of ['ext4', 'xfs'] as const) {
           await fa.close();
           await fb.close();
         }
+      }
+    });
+
+    it('a worker that exits with io_uring reads in flight tears its ring down without harm (teardown waits, then frees)', async () => {
+      const file = path.join(dir, 'worker-exit');
+      const f = await open(file, { create: true, truncate: true, engine: 'uring' });
+      await f.write(fill(alignedBuffer(8 << 20), 16), 0);
+      await f.close();
+      const { Worker } = await import('node:worker_threads');
+      const code = `
+        const o = require(${JSON.stringify(path.join(root, 'dist', 'index.js'))});
+        (async () => {
+          const f = await o.open(${JSON.stringify(file)}, { engine: 'uring' });
+          for (let i = 0; i < 64; i++) f.read(o.alignedBuffer(1 << 20), (i % 8) << 20).catch(() => {});
+          await new Promise((r) => setImmediate(r));
+          process.exit(0); // ends this worker thread with the reads in flight
+        })();
+      `;
+      for (let round = 0; round < 3; round++) {
+        const w = new Worker(code, { eval: true });
+        const exitCode = await new Promise<number>((resolve) => w.once('exit', resolve));
+        expect(exitCode).toBe(0);
+      }
+      // This thread's engine is untouched, and the file holds what was written.
+      const g = await open(file, { engine: 'uring' });
+      try {
+        const back = alignedBuffer(1 << 20);
+        expect(await g.read(back, 0)).toBe(1 << 20);
+        expect(back.equals(fill(alignedBuffer(8 << 20), 16).subarray(0, 1 << 20))).toBe(true);
+      } finally {
+        await g.close();
       }
     });
 

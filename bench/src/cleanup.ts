@@ -1,7 +1,7 @@
 // What the bench holds while it runs, so an interrupt can let go of it before
 // lib/scratch removes the filesystems: child processes (fio, the C reference)
-// are killed, files the bench opened under its directories are closed (open
-// files would keep the mounts busy), and temp directories of --dir mode are removed.
+// are killed, files the bench opened under its directories are let go (pointed at
+// /dev/null, keeping their numbers: open files would keep the mounts busy), and temp directories of --dir mode are removed.
 //
 // Order on SIGINT/SIGTERM/SIGHUP: registerCleanupOnExit() (lib/scratch) runs its
 // listener first-in-line; the bench's listener is prepended after it, so it runs

@@ -38,6 +38,7 @@ import { layOutFile, runWorkloads, stepsFor, targetCapabilities, type SuiteEnv }
 import { evaluateTargets, TARGET_TEXT } from './targets';
 import type { FsTarget, RowRecord, TargetRecord } from './types';
 import { isOdirect, nodeFsComparison, rowId, selectWorkloads, WORKLOADS, type Workload } from './workloads';
+import { logRatios, logRowId, renderLogTable, runLogRows, selectLogRows, type LogRatios, type LogRow } from './log';
 
 export { parseOptions } from './options';
 export type { RowRecord, TargetRecord } from './types';
@@ -82,6 +83,8 @@ export interface BenchReport {
   rows: RowRecord[];
   targets: TargetRecord[];
   targetsText: string[];
+  /** The log rows (issue 12) and their ratios. */
+  log: { rows: LogRow[]; ratios: LogRatios[] };
   errors: string[];
   durationSeconds: number;
   table: string;
@@ -99,9 +102,26 @@ function imageSizeMiB(fsName: FsName, workloads: readonly Workload[], opts: Benc
     workloads.some((w) => w.kind === 'append') ? opts.appendCapMiB : 0,
     workloads.some((w) => w.kind === 'cached') ? opts.bufferedMiB : 0,
   );
+  // The copy row: a source of the file's size (+ 4097 bytes) and its copy.
+  if (workloads.some((w) => w.kind === 'copy')) mib += 2 * opts.fileMiB + 2;
   mib += fresh + 256 + Math.ceil(mib / 10);
+  // The log rows: up to the byte cap per contender (lmdb's copy-on-write pages may take twice that), removed after each.
+  if (selectLogRows(opts.filters, fsName).length) mib += logCapMiB(opts) * 3;
   mib = Math.max(mib, 512); // mkfs.xfs needs at least 300 MiB
   return Math.ceil(mib / 64) * 64;
+}
+
+/** Bytes one log-row contender may append (its run also ends at the time limit). */
+function logCapMiB(opts: BenchOptions): number {
+  return opts.quick ? 96 : 192;
+}
+
+async function runLogRowsOn(dir: string, fsName: string, opts: BenchOptions, env: SuiteEnv, logRows: LogRow[]): Promise<void> {
+  if (!selectLogRows(opts.filters, fsName).length) return;
+  const seconds = Math.min(opts.seconds, opts.quick ? 1.5 : 3);
+  logRows.push(
+    ...(await runLogRows(dir, fsName, { seconds, capBytes: logCapMiB(opts) * MiB, filters: opts.filters, tools: env.tools }, (line) => env.progress.log(line))),
+  );
 }
 
 function neededBytes(workloads: readonly Workload[], opts: BenchOptions): number {
@@ -110,7 +130,8 @@ function neededBytes(workloads: readonly Workload[], opts: BenchOptions): number
     workloads.some((w) => w.kind === 'append') ? opts.appendCapMiB : 0,
     workloads.some((w) => w.kind === 'cached') ? opts.bufferedMiB : 0,
   );
-  return (shared + fresh + 64) * MiB;
+  const copy = workloads.some((w) => w.kind === 'copy') ? 2 * opts.fileMiB + 2 : 0;
+  return (shared + fresh + copy + 64) * MiB;
 }
 
 function timestamp(d: Date): string {
@@ -217,9 +238,12 @@ export async function runBench(argv: string[]): Promise<number> {
   const fsNames: string[] = opts.dir ? ['<fs of --dir>'] : opts.fs;
   if (opts.list) {
     for (const w of WORKLOADS) process.stdout.write(`${opts.fs.map((f) => rowId(w, f)).join('  ')}    ${w.title}\n`);
+    for (const { appenders, recordBytes } of selectLogRows([], 'fs')) {
+      process.stdout.write(`${opts.fs.map((f) => logRowId(appenders, recordBytes, f)).join('  ')}    log: ${appenders} appender(s), ${recordBytes} B records\n`);
+    }
     return 0;
   }
-  if (!opts.dir && opts.filters.length && !selectWorkloads(opts.filters, fsNames).length) {
+  if (!opts.dir && opts.filters.length && !selectWorkloads(opts.filters, fsNames).length && !fsNames.some((f) => selectLogRows(opts.filters, f).length)) {
     process.stderr.write(`odirect bench: --filter ${opts.filterText.join(',')} matches no row (see --list)\n`);
     return 2;
   }
@@ -247,15 +271,16 @@ export async function runBench(argv: string[]): Promise<number> {
   const env: SuiteEnv = { opts, tools, fio, progress };
 
   const rows: RowRecord[] = [];
+  const logRows: LogRow[] = [];
   const filesystems: FsRecord[] = [];
   registerCleanupOnExit();
   const uninstall = installInterruptHandlers(() => progress.finish());
 
   try {
     if (opts.dir) {
-      await runOnDirectory(opts, env, rows, filesystems, errors);
+      await runOnDirectory(opts, env, rows, filesystems, errors, logRows);
     } else {
-      await runOnScratch(opts, env, rows, filesystems, errors);
+      await runOnScratch(opts, env, rows, filesystems, errors, logRows);
     }
   } catch (e) {
     if (!isInterrupted()) errors.push(`bench failed: ${(e as Error).stack ?? String(e)}`);
@@ -268,6 +293,7 @@ export async function runBench(argv: string[]): Promise<number> {
   computeRatios(rows);
   const targets = evaluateTargets(rows);
   for (const r of rows) if (r.status === 'error') errors.push(`${r.id} ${r.label}: ${r.reason ?? 'error'}`);
+  for (const r of logRows) if (r.status === 'error') errors.push(`${r.id} ${r.label}: ${r.reason ?? 'error'}`);
 
   const durationSeconds = (Date.now() - startedAt.getTime()) / 1000;
   const modeText = opts.quick ? 'quick' : 'full';
@@ -282,7 +308,7 @@ export async function runBench(argv: string[]): Promise<number> {
     ...(engineEnv !== null ? [`ODIRECT_ENGINE=${engineEnv} was ignored during the bench (it would force one engine on both odirect rows)`] : []),
     `latency: per operation, call to completion (fio: lat_ns, submission included); ratios: odirect ÷ peer on IOPS or MiB/s`,
   ].join('\n');
-  const table = renderTable(rows);
+  const table = renderTable(rows) + renderLogTable(logRows);
   const targetsText = renderTargets(targets);
 
   // Files.
@@ -316,6 +342,7 @@ export async function runBench(argv: string[]): Promise<number> {
       rows,
       targets,
       targetsText: TARGET_TEXT,
+      log: { rows: logRows, ratios: logRatios(logRows) },
       errors,
       durationSeconds,
       table: `${headline}\n${table}\n${targetsText}\n`,
@@ -334,7 +361,7 @@ export async function runBench(argv: string[]): Promise<number> {
   return errors.length ? 1 : 0;
 }
 
-async function runOnScratch(opts: BenchOptions, env: SuiteEnv, rows: RowRecord[], filesystems: FsRecord[], errors: string[]): Promise<void> {
+async function runOnScratch(opts: BenchOptions, env: SuiteEnv, rows: RowRecord[], filesystems: FsRecord[], errors: string[], logRows: LogRow[]): Promise<void> {
   const available = scratchAvailable();
   if (!available.ok) {
     throw new Error(`cannot make scratch filesystems: ${available.reason}. Run as root, or use --dir PATH on a filesystem you choose.`);
@@ -342,7 +369,7 @@ async function runOnScratch(opts: BenchOptions, env: SuiteEnv, rows: RowRecord[]
   for (const line of sweepStaleScratch()) env.progress.log(`removed a leftover of an earlier run: ${line}`);
   const plan = opts.fs
     .map((name) => ({ name, workloads: selectWorkloads(opts.filters, [name]).map((s) => s.workload) }))
-    .filter((p) => p.workloads.length);
+    .filter((p) => p.workloads.length || selectLogRows(opts.filters, p.name).length);
   env.progress.addSteps(plan.reduce((n, p) => n + stepsFor(p.workloads, opts), 0));
   for (const { name, workloads } of plan) {
     if (isInterrupted()) return;
@@ -356,6 +383,7 @@ async function runOnScratch(opts: BenchOptions, env: SuiteEnv, rows: RowRecord[]
       record = describeTarget(target, 'scratch', layoutSeconds, scratch, imageMiB);
       filesystems.push(record);
       rows.push(...(await runWorkloads(target, workloads, env)));
+      await runLogRowsOn(target.dir, name, opts, env, logRows);
     } finally {
       untrackDirectory(scratch.mountpoint!);
       try {
@@ -368,7 +396,7 @@ async function runOnScratch(opts: BenchOptions, env: SuiteEnv, rows: RowRecord[]
   }
 }
 
-async function runOnDirectory(opts: BenchOptions, env: SuiteEnv, rows: RowRecord[], filesystems: FsRecord[], errors: string[]): Promise<void> {
+async function runOnDirectory(opts: BenchOptions, env: SuiteEnv, rows: RowRecord[], filesystems: FsRecord[], errors: string[], logRows: LogRow[]): Promise<void> {
   const dir = opts.dir!;
   if (!fs.existsSync(dir) || !fs.statSync(dir).isDirectory()) throw new Error(`--dir ${dir}: not a directory`);
   const work = fs.mkdtempSync(path.join(dir, 'odirect-bench-'));
@@ -376,7 +404,7 @@ async function runOnDirectory(opts: BenchOptions, env: SuiteEnv, rows: RowRecord
   try {
     const fsType = (await targetCapabilities(undefined, work)).fsType;
     const workloads = selectWorkloads(opts.filters, [fsType]).map((s) => s.workload);
-    if (!workloads.length) {
+    if (!workloads.length && !selectLogRows(opts.filters, fsType).length) {
       errors.push(`--filter ${opts.filterText.join(',')} matches no row on ${fsType} (row ids end in @${fsType} here)`);
       return;
     }
@@ -389,6 +417,7 @@ async function runOnDirectory(opts: BenchOptions, env: SuiteEnv, rows: RowRecord
     const { target, layoutSeconds } = await prepareTarget(fsType, work, workloads, opts, env.progress);
     filesystems.push(describeTarget(target, 'dir', layoutSeconds));
     rows.push(...(await runWorkloads(target, workloads, env)));
+    await runLogRowsOn(work, fsType, opts, env, logRows);
   } finally {
     try {
       removeTempDir(work);

@@ -1,7 +1,8 @@
 // What the bench uses of odirect: the built library (dist/), loaded exactly as a
 // user's program loads it, and the scratch-filesystem harness that ships beside it.
 // The bench is not part of the library: `require('odirect')` never loads this folder.
-export { alignedBuffer, open, probe, UnsupportedError, type DirectFile } from '../../dist/index.js';
+export { alignedBuffer, open, openLog, probe, UnsupportedError, type DirectFile } from '../../dist/index.js';
+export { createReadStream, createWriteStream, replaceFile } from '../../dist/index.js';
 export type { Capabilities, EngineName, WriteOptions } from '../../dist/index.js';
 export {
   makeScratchFs,

@@ -10,6 +10,7 @@ import { runCRef } from './contenders/cref';
 import { runFio } from './contenders/fio';
 import { runNodeFs } from './contenders/nodefs';
 import { runOdirect } from './contenders/odirect';
+import { runCopy, runReplace } from './contenders/streams';
 import { cachedPages, type ToolReport } from './environment';
 import type { BenchOptions } from './options';
 import type { Progress } from './progress';
@@ -172,6 +173,8 @@ function message(e: unknown): string {
 }
 
 function runContender(c: ContenderId, ctx: RunContext): Promise<RunResult> {
+  if (ctx.workload.kind === 'copy') return runCopy(c, ctx);
+  if (ctx.workload.kind === 'replace') return runReplace(c, ctx);
   switch (c) {
     case 'odirect-uring':
       return runOdirect('uring', ctx);
@@ -183,6 +186,8 @@ function runContender(c: ContenderId, ctx: RunContext): Promise<RunResult> {
       return runCRef(ctx);
     case 'node-fs':
       return runNodeFs(ctx);
+    case 'cp':
+      throw new Unsupported('cp only runs the copy row');
   }
 }
 

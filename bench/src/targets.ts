@@ -41,6 +41,7 @@ export const TARGET_TEXT = [
   'depth-1 p50 latency within 1.2× fio psync (randwrite-qd1)',
   'uring CPU per I/O ≤ fio\'s (randwrite-qd32, randread-qd32)',
   'uring CPU per I/O ≤ 0.4× the thread-pool engine\'s (randwrite-qd32)',
+  'copy with streams ≥ 1.0× node:fs streams + fdatasync MiB/s, with 0 page-cache pages left (copy-pipeline)',
 ];
 
 function cpuPerOp(row: RowRecord | undefined): number | null {
@@ -161,6 +162,33 @@ export function evaluateTargets(rows: readonly RowRecord[]): TargetRecord[] {
           comparison: '<=',
           met: judge(measured, 1.2, '<='),
           note: measured === null ? whyMissing([engine, od], ['fio', fio]) : undefined,
+        });
+      }
+      if (has('copy-pipeline')) {
+        const od = find(rows, 'copy-pipeline', fs, contender);
+        const node = find(rows, 'copy-pipeline', fs, 'node-fs');
+        const cp = find(rows, 'copy-pipeline', fs, 'cp');
+        const measured = ratio(value(od), value(node));
+        const pages = (r: RowRecord | undefined) => (r?.status === 'ok' ? (r.median?.pagesLeft ?? null) : null);
+        const left = pages(od);
+        const vsCp = ratio(value(od), value(cp));
+        const note = [
+          measured === null ? whyMissing([engine, od], ['node:fs', node]) : undefined,
+          `pages left: odirect ${left ?? '?'}, node:fs ${pages(node) ?? '?'}, cp ${pages(cp) ?? '?'}`,
+          vsCp === null ? undefined : `${vsCp.toFixed(2)}× cp + sync -f`,
+        ]
+          .filter(Boolean)
+          .join('; ');
+        const met = judge(measured, 1, '>=');
+        out.push({
+          id: `copy-vs-nodefs-${contender}`,
+          description: `copy (${engine} streams) vs node:fs streams + fdatasync MiB/s, 0 pages left, copy-pipeline`,
+          fs,
+          measured,
+          threshold: 1,
+          comparison: '>=',
+          met: met === null || left === null ? met : met && left === 0,
+          note,
         });
       }
     }

@@ -1,7 +1,7 @@
 // The workloads of the suite (issue 5) and the contenders that run them.
 import type { FsName } from './options';
 
-export type WorkloadKind = 'random' | 'sequential' | 'append' | 'cached';
+export type WorkloadKind = 'random' | 'sequential' | 'append' | 'cached' | 'copy' | 'replace';
 export type Metric = 'iops' | 'mibs';
 
 export interface Workload {
@@ -47,6 +47,10 @@ export const WORKLOADS: readonly Workload[] = [
   w({ id: 'append-dsync-prealloc', number: 6, title: 'appending 4 KiB records to a log with dsync, preallocated', kind: 'append', op: 'write', bs: 4 * KiB, depth: 1, dsync: true, prealloc: true, file: 'fresh', metric: 'iops' }),
   w({ id: 'buffered-default', number: 7, title: 'buffered 1 MiB writes, default page cache (then fdatasync)', kind: 'cached', op: 'write', bs: MiB, depth: 1, cache: 'default', file: 'fresh', metric: 'mibs' }),
   w({ id: 'buffered-dontcache', number: 7, title: "buffered 1 MiB writes, 'dontcache' (then fdatasync)", kind: 'cached', op: 'write', bs: MiB, depth: 1, cache: 'dontcache', file: 'fresh', metric: 'mibs' }),
+  // Issue 13. The copy's size is the laid-out file's size + 4097 bytes.
+  w({ id: 'copy-pipeline', number: 8, title: 'copying a file (--file-mib + 4097 bytes) with pipeline, durable at the end', kind: 'copy', op: 'write', bs: MiB, depth: 4, file: 'fresh', metric: 'mibs' }),
+  w({ id: 'replace-4k', number: 9, title: 'replacing a 4 KiB file crash-safely, one after another', kind: 'replace', op: 'write', bs: 4 * KiB, depth: 1, file: 'fresh', metric: 'iops' }),
+  w({ id: 'replace-1m', number: 9, title: 'replacing a 1 MiB file crash-safely, one after another', kind: 'replace', op: 'write', bs: MiB, depth: 1, file: 'fresh', metric: 'iops' }),
 ];
 
 /**
@@ -70,24 +74,35 @@ export function selectWorkloads(filters: readonly RegExp[], fsNames: readonly st
   return picked;
 }
 
-export type ContenderId = 'odirect-uring' | 'odirect-threadpool' | 'fio' | 'c-ref' | 'node-fs';
-export const CONTENDERS: readonly ContenderId[] = ['odirect-uring', 'odirect-threadpool', 'fio', 'c-ref', 'node-fs'];
+export type ContenderId = 'odirect-uring' | 'odirect-threadpool' | 'fio' | 'c-ref' | 'node-fs' | 'cp';
+export const CONTENDERS: readonly ContenderId[] = ['odirect-uring', 'odirect-threadpool', 'fio', 'c-ref', 'node-fs', 'cp'];
 
 export function isOdirect(c: ContenderId): boolean {
   return c === 'odirect-uring' || c === 'odirect-threadpool';
 }
 
-/** Contenders that have a row for this workload (c-ref only for the atomic row). */
+/** Contenders that have a row for this workload (c-ref only for the atomic row, cp only for the copy, no fio for issue 13's rows). */
 export function contendersFor(workload: Workload, only?: readonly string[]): ContenderId[] {
-  return CONTENDERS.filter((c) => (c !== 'c-ref' || workload.atomic) && (!only || only.includes(c)));
+  const whole = workload.kind === 'copy' || workload.kind === 'replace';
+  return CONTENDERS.filter(
+    (c) =>
+      (c !== 'c-ref' || workload.atomic) &&
+      (c !== 'cp' || workload.kind === 'copy') &&
+      (c !== 'fio' || !whole) &&
+      (!only || only.includes(c)),
+  );
 }
 
 /** How the contender runs this workload, for the table ('fio io_uring qd32', 'node:fs buffered+O_DSYNC'). */
 export function contenderLabel(c: ContenderId, workload: Workload): string {
   switch (c) {
     case 'odirect-uring':
+      if (workload.kind === 'copy') return 'odirect streams, uring';
+      if (workload.kind === 'replace') return 'odirect replaceFile, uring';
       return 'odirect uring';
     case 'odirect-threadpool':
+      if (workload.kind === 'copy') return 'odirect streams, thread pool';
+      if (workload.kind === 'replace') return 'odirect replaceFile, thread pool';
       return 'odirect thread pool';
     case 'fio':
       if (workload.kind === 'cached') return 'fio psync buffered';
@@ -95,8 +110,12 @@ export function contenderLabel(c: ContenderId, workload: Workload): string {
     case 'c-ref':
       return 'C liburing (ceiling)';
     case 'node-fs':
+      if (workload.kind === 'copy') return 'node:fs streams + fdatasync';
+      if (workload.kind === 'replace') return 'write-file-atomic (npm)';
       if (workload.op === 'read') return 'node:fs buffered';
       return workload.dsync ? 'node:fs buffered+O_DSYNC' : 'node:fs buffered';
+    case 'cp':
+      return 'cp + sync -f';
   }
 }
 

@@ -25,7 +25,11 @@ export function uringAvailability(): UringAvailability {
   if (simulated) {
     return (cached = { available: false, reason: `io_uring setup failed with ${simulated} (simulated by ODIRECT_SIMULATE_URING_FAILURE)` });
   }
-  const { errno, missing } = native.uringSupport();
+  const support = native.uringSupport();
+  const { errno } = support;
+  // Test switch: pretend the opcode probe lacks these (comma list, e.g. READ,WRITE: a 5.1–5.5 kernel).
+  const simulatedMissing = process.env.ODIRECT_SIMULATE_URING_MISSING_OPS;
+  const missing = simulatedMissing ? simulatedMissing.split(',').map((m) => m.trim()) : support.missing;
   if (errno === 0 && missing.length === 0) return (cached = { available: true });
   if (errno === 0) {
     // 5.1–5.5 set up a ring but lack READ/WRITE (5.6) and more: the engine would fail on the first I/O.

@@ -111,6 +111,9 @@ export function fioArgs(ctx: RunContext): string[] {
         `--runtime=${ms}`,
       ];
     }
+    case 'copy':
+    case 'replace':
+      throw new Unsupported(`fio has no ${w.kind} row`);
   }
 }
 

@@ -17,6 +17,9 @@ export async function runOdirect(engine: EngineName, ctx: RunContext): Promise<R
       return append(engine, ctx);
     case 'cached':
       return cached(engine, ctx);
+    case 'copy':
+    case 'replace':
+      throw new Error(`${ctx.workload.kind} rows run in contenders/streams.ts`);
   }
 }
 
