@@ -9,7 +9,7 @@
 //   4. the job: vitest, or the bench suite
 // Only node built-ins here: this runs before node_modules exists.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -35,7 +35,12 @@ function step(title, cmd, argv) {
 function modulesStale() {
   const marker = join(root, 'node_modules', '.package-lock.json');
   if (!existsSync(marker)) return true;
-  return statSync(join(root, 'package-lock.json')).mtimeMs > statSync(marker).mtimeMs;
+  if (statSync(join(root, 'package-lock.json')).mtimeMs > statSync(marker).mtimeMs) return true;
+  // The mtimes can miss a dependency added by a merge (npm rewrites the marker too, e.g. on
+  // `npm install --package-lock-only`): every direct dependency must also be there.
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  const names = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies });
+  return names.some((name) => !existsSync(join(root, 'node_modules', name, 'package.json')));
 }
 
 if (job !== 'test' && job !== 'bench') {
