@@ -281,8 +281,12 @@ export class DirectFile {
   close(): Promise<void> {
     if (!this.closing) closedExplicitly(this);
     this.closing ??= this.file.gate.exclusive(async () => {
-      await this.file.closeBuffered();
-      await native.close(this.file.fd);
+      try {
+        await this.file.closeBuffered();
+        await native.close(this.file.fd);
+      } catch (err) {
+        throw withContext(err, { path: this.path }); // an OdirectError, as every other method's
+      }
     });
     return this.closing;
   }
