@@ -66,7 +66,7 @@ export class DirectFile {
       pageSize: native.pageSize,
     };
     this.file = new FileContext(facts, io, fd, r.flags);
-    closeOnCollection(this, fd, r.path);
+    closeOnCollection(this.file, fd, r.path);
   }
 
   /** The file descriptor; -1 once close() was called (as FileHandle.fd). */
@@ -279,7 +279,7 @@ export class DirectFile {
 
   /** Waits for I/O in flight, then closes. Calls after this one fail with EBADF; a second close is a no-op. */
   close(): Promise<void> {
-    if (!this.closing) closedExplicitly(this);
+    if (!this.closing) closedExplicitly(this.file);
     this.closing ??= this.file.gate.exclusive(async () => {
       try {
         await this.file.closeBuffered();

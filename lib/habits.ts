@@ -148,22 +148,39 @@ export function toStat(st: NativeStatx): DirectFileStat {
  * op in flight keeps its handle reachable (its promise chain refers to it), so this
  * never runs under I/O. close() unregisters first, so a reused fd number is never closed.
  */
-const unclosed = new FinalizationRegistry<{ fd: number; path: string }>(({ fd, path }) => {
-  try {
-    native.closeSync(fd);
-  } catch {
-    return; // already closed behind our back: nothing to warn about
-  }
-  process.emitWarning(`Closing file descriptor ${fd} on garbage collection: a DirectFile for ${path} was never closed`, {
-    type: 'Warning',
-    code: 'ODIRECT_UNCLOSED_FILE',
-  });
-});
-
-export function closeOnCollection(handle: object, fd: number, path: string): void {
-  unclosed.register(handle, { fd, path }, handle);
+interface Unclosed {
+  fds: number[];
+  path: string;
 }
 
-export function closedExplicitly(handle: object): void {
-  unclosed.unregister(handle);
+const unclosed = new FinalizationRegistry<Unclosed>(({ fds, path }) => {
+  for (const fd of fds) {
+    try {
+      native.closeSync(fd);
+    } catch {
+      continue; // already closed behind our back: nothing to warn about
+    }
+    process.emitWarning(`Closing file descriptor ${fd} on garbage collection: a DirectFile for ${path} was never closed`, {
+      type: 'Warning',
+      code: 'ODIRECT_UNCLOSED_FILE',
+    });
+  }
+});
+const tracked = new WeakMap<object, Unclosed>();
+
+/** `owner` (the handle's FileContext, which lives exactly as long as the handle) closes `fd` if collected unclosed. */
+export function closeOnCollection(owner: object, fd: number, path: string): void {
+  const held: Unclosed = { fds: [fd], path };
+  tracked.set(owner, held);
+  unclosed.register(owner, held, owner);
+}
+
+/** One more fd of the same owner (the second, buffered fd a direct file opens on first use). */
+export function alsoCloseOnCollection(owner: object, fd: number): void {
+  tracked.get(owner)?.fds.push(fd);
+}
+
+export function closedExplicitly(owner: object): void {
+  unclosed.unregister(owner);
+  tracked.delete(owner);
 }
