@@ -44,10 +44,12 @@ export async function abortable<T>(what: string, signal: AbortSignal | undefined
   try {
     result = await scope.run(signal, run);
   } catch (err) {
-    if (signal.aborted) throw new AbortError(what, signal.reason ?? err);
-    throw err;
+    if (!signal.aborted) throw err;
+    // What the kernel said (ECANCELED: cancelled before it ran) is in the message; the cause is the reason, as node's.
+    const said = (err as { code?: unknown }).code;
+    throw new AbortError(`${what} (it ended with ${typeof said === 'string' ? said : String(err)})`, signal.reason);
   }
-  if (signal.aborted) throw new AbortError(what, signal.reason);
+  if (signal.aborted) throw new AbortError(`${what} (it had completed: its I/O happened)`, signal.reason);
   return result;
 }
 

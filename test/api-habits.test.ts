@@ -2,14 +2,16 @@
 // refused fs positional form, util.inspect, AbortSignal, close on collection and
 // queueDepth. On ext4, XFS and tmpfs, both engines; each check asks the kernel
 // (bytes read back, /proc/self/fd, fstat, statx via node:fs, /proc fdinfo).
-import { spawnSync } from 'node:child_process';
+import { execFileSync, spawnSync } from 'node:child_process';
 import * as fs from 'node:fs';
+import * as os from 'node:os';
 import * as path from 'node:path';
 import { inspect } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
 import { AbortError, alignedBuffer, ArgumentError, OdirectError, open } from '../lib/index';
-import { existingUringEngine } from '../lib/engines/uring';
+import { existingUringEngine, uringEngine } from '../lib/engines/uring';
+import { abortable } from '../lib/habits';
 import { ENGINES } from './helpers/engines';
 import { describeOnFs, uniqueDir } from './helpers/scratch';
 import { checkPath } from '../lib/validate';
@@ -290,6 +292,36 @@ describeOnFs('xfs', 'queueDepth sizes the io_uring ring', (mnt) => {
       });
       expect(r.status, r.stderr).toBe(0);
       expect(JSON.parse(r.stdout.trim())).toEqual({ sqMask: mask });
+    }
+  });
+});
+
+describe('AbortSignal on an io_uring request that is really waiting in the kernel', () => {
+  it.skipIf(!ENGINES.includes('uring'))('a read blocked on an empty FIFO is cancelled (IORING_OP_ASYNC_CANCEL): ECANCELED, then AbortError', async () => {
+    const fifo = path.join(os.tmpdir(), `odirect-habits-fifo-${process.pid}`);
+    fs.rmSync(fifo, { force: true });
+    execFileSync('mkfifo', [fifo]);
+    const fd = fs.openSync(fifo, fs.constants.O_RDWR); // O_RDWR: opening does not wait for a writer
+    try {
+      const engine = uringEngine();
+      const ac = new AbortController();
+      const buf = alignedBuffer(4096);
+      const inFlightBefore = engine.inFlight;
+      const pending = abortable('read', ac.signal, () => engine.readv(fd, [buf], 0, 0));
+      await new Promise((r) => setTimeout(r, 50));
+      expect(engine.inFlight).toBe(inFlightBefore + 1); // on the ring, waiting for data that never comes
+      ac.abort();
+      const err = await pending.catch((e: unknown) => e);
+      expect(err).toBeInstanceOf(AbortError);
+      expect((err as Error).message).toMatch(/ended with ECANCELED/); // the kernel's CQE for the read
+      expect(engine.inFlight).toBe(inFlightBefore);
+      // The pipe is intact: a byte written now is read by the next read, not by the cancelled one.
+      fs.writeSync(fd, Buffer.from([42]));
+      expect(await engine.readv(fd, [buf], 0, 0)).toBe(1);
+      expect(buf[0]).toBe(42);
+    } finally {
+      fs.closeSync(fd);
+      fs.rmSync(fifo, { force: true });
     }
   });
 });
