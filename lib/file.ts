@@ -50,7 +50,7 @@ export class DirectFile {
   private readonly file: FileContext;
   private closing: Promise<void> | undefined;
 
-  private constructor(r: ResolvedOpen, fd: number, direct: boolean, caps: Capabilities, io: Engine) {
+  private constructor(r: ResolvedOpen, fd: number, direct: boolean, caps: Capabilities, io: Engine, fileKey: string) {
     this.path = r.path;
     this.direct = direct;
     this.readOnly = r.readOnly;
@@ -65,8 +65,8 @@ export class DirectFile {
       fallback: r.fallback,
       pageSize: native.pageSize,
     };
-    this.file = new FileContext(facts, io, fd, r.flags);
-    closeOnCollection(this.file, fd, r.path);
+    this.file = new FileContext(facts, io, fd, r.flags, fileKey);
+    closeOnCollection(this.file, fd, r.path, this.file.unshareLocks);
   }
 
   /** The file descriptor; -1 once close() was called (as FileHandle.fd). */
@@ -107,9 +107,12 @@ export class DirectFile {
           path: r.path,
         });
       }
+      const st = await native.statx(fd);
+      // A block device is the same device through any node; a file is its device and inode.
+      const fileKey = caps.kind === 'blockDevice' ? `block ${st.rdevMajor}:${st.rdevMinor}` : `${st.devMajor}:${st.devMinor} ${st.ino}`;
       // Aborted while opening: the fd is closed (below) and nothing else happened.
       if (signal?.aborted) throw new AbortError(`open ${r.path}`, signal.reason);
-      opened = new DirectFile(r, fd, direct, caps, io);
+      opened = new DirectFile(r, fd, direct, caps, io, fileKey);
       return opened;
     } finally {
       if (!opened) await native.close(fd).catch(() => undefined);
@@ -286,6 +289,8 @@ export class DirectFile {
         await native.close(this.file.fd);
       } catch (err) {
         throw withContext(err, { path: this.path }); // an OdirectError, as every other method's
+      } finally {
+        this.file.unshareLocks();
       }
     });
     return this.closing;

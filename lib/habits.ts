@@ -153,9 +153,12 @@ export function toStat(st: NativeStatx): DirectFileStat {
 interface Unclosed {
   fds: number[];
   path: string;
+  /** Lets go of the handle's share of the per-file range lock (mechanisms/range-lock.ts). */
+  release: () => void;
 }
 
-const unclosed = new FinalizationRegistry<Unclosed>(({ fds, path }) => {
+const unclosed = new FinalizationRegistry<Unclosed>(({ fds, path, release }) => {
+  release();
   for (const fd of fds) {
     try {
       native.closeSync(fd);
@@ -171,8 +174,8 @@ const unclosed = new FinalizationRegistry<Unclosed>(({ fds, path }) => {
 const tracked = new WeakMap<object, Unclosed>();
 
 /** `owner` (the handle's FileContext, which lives exactly as long as the handle) closes `fd` if collected unclosed. */
-export function closeOnCollection(owner: object, fd: number, path: string): void {
-  const held: Unclosed = { fds: [fd], path };
+export function closeOnCollection(owner: object, fd: number, path: string, release: () => void): void {
+  const held: Unclosed = { fds: [fd], path, release };
   tracked.set(owner, held);
   unclosed.register(owner, held, owner);
 }

@@ -262,13 +262,15 @@ for (const fsName of ['ext4', 'xfs', 'tmpfs'] as const) {
           timeout: 60_000,
         });
         expect(r.status, r.stderr).toBe(0);
-        const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { before: number; opened: number; after: number; left: string[]; droppedBefore: number; droppedAfter: number; warnings: Array<{ code: string; message: string }> };
+        const out = JSON.parse(r.stdout.trim().split('\n').pop()!) as { before: number; opened: number; after: number; left: string[]; droppedBefore: number; droppedAfter: number; locksBefore: number; locksAfter: number; warnings: Array<{ code: string; message: string }> };
         // /proc/self/fd: each handle's file open twice, its O_DIRECT fd and the buffered one its cache
         // write opened (tmpfs too: it accepts O_DIRECT at open since Linux 6.6, then buffers).
         const perHandle = 2;
         expect(out.droppedBefore).toBe(200 * perHandle);
         expect(out.opened - out.before).toBeGreaterThanOrEqual(200 * perHandle);
         expect(out.droppedAfter).toBe(0);
+        expect(out.locksBefore).toBe(200); // one shared range lock per file, let go on collection too
+        expect(out.locksAfter).toBe(0);
         // Nothing of odirect's is left (node may open /dev/null for itself meanwhile).
         expect(out.left.filter((l) => !/:(\/dev\/null|\?)$/.test(l)), engine).toEqual([]);
         const unclosed = out.warnings.filter((w) => w.code === 'ODIRECT_UNCLOSED_FILE');

@@ -6,12 +6,15 @@ import type { Engine } from '../engines/engine';
 import type { FileFacts, LockRange } from '../policies/route';
 import { KnownSize } from '../mechanisms/known-size';
 import { OrderingGate } from '../mechanisms/ordering-gate';
-import { RangeLock } from '../mechanisms/range-lock';
+import { sharedRangeLock, type RangeLock } from '../mechanisms/range-lock';
 
 export class FileContext {
   readonly size: KnownSize;
   readonly gate: OrderingGate;
-  readonly locks = new RangeLock();
+  /** Shared with every handle on this file in this process (mechanisms/range-lock.ts). */
+  readonly locks: RangeLock;
+  /** Lets go of the shared lock; called once the fds are closed. */
+  readonly unshareLocks: () => void;
   private bufferedFd: Promise<number> | undefined;
 
   constructor(
@@ -20,9 +23,12 @@ export class FileContext {
     readonly fd: number,
     /** The flags the fd was opened with (O_DIRECT among them when it took). */
     private readonly openFlags: number,
+    /** Names the file for the shared lock: device and inode, or the block device. */
+    fileKey: string,
   ) {
     this.size = new KnownSize(facts.caps.size);
     this.gate = new OrderingGate(this.size);
+    ({ lock: this.locks, unshare: this.unshareLocks } = sharedRangeLock(fileKey));
   }
 
   get path(): string {

@@ -43,3 +43,39 @@ export class RangeLock {
     return waits.length === 0 ? release : Promise.all(waits).then(() => release);
   }
 }
+
+// One lock per file, shared by every DirectFile open on it in this process.
+// The page-cache rule (a buffered write holds its whole pages, from the old
+// EOF's page when it extends) only works if a direct write through another
+// handle of the same file sees that claim: on ext4 an async direct write
+// drops i_rwsem before it completes, and a buffered write past EOF meanwhile
+// reads, zeroes and dirties the old EOF's page; the direct write's completion
+// then fails to invalidate it (EIO in the file's writeback error) and the
+// page, read before the direct write landed, can overwrite it
+// (docs/page-cache-collisions.md). Other processes are not covered.
+const sharedLocks = new Map<string, { lock: RangeLock; handles: number }>();
+
+/** The lock of the file `key` names (device and inode), and how to let go of it when the handle closes. */
+export function sharedRangeLock(key: string): { lock: RangeLock; unshare: () => void } {
+  let entry = sharedLocks.get(key);
+  if (!entry) {
+    entry = { lock: new RangeLock(), handles: 0 };
+    sharedLocks.set(key, entry);
+  }
+  entry.handles++;
+  const held = entry;
+  let shared = true;
+  return {
+    lock: held.lock,
+    unshare: () => {
+      if (!shared) return;
+      shared = false;
+      if (--held.handles === 0 && sharedLocks.get(key) === held) sharedLocks.delete(key);
+    },
+  };
+}
+
+/** Handles sharing locks now (for tests: every close lets go). */
+export function sharedRangeLockCount(): number {
+  return sharedLocks.size;
+}

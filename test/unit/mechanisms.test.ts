@@ -2,7 +2,7 @@
 import { describe, expect, it } from 'vitest';
 import { KnownSize } from '../../lib/mechanisms/known-size';
 import { OrderingGate } from '../../lib/mechanisms/ordering-gate';
-import { RangeLock, type Release } from '../../lib/mechanisms/range-lock';
+import { RangeLock, sharedRangeLock, sharedRangeLockCount, type Release } from '../../lib/mechanisms/range-lock';
 
 /** Lets every pending promise callback run. */
 const settle = () => new Promise<void>((resolve) => setImmediate(resolve));
@@ -154,5 +154,29 @@ describe('OrderingGate and KnownSize', () => {
     await io;
     await settle();
     expect(drained).toBe(true);
+  });
+});
+
+describe('the range lock is one per file for every handle in the process (docs/page-cache-collisions.md)', () => {
+  it('two handles of one file get the same lock, another file its own; the last close lets go', async () => {
+    const before = sharedRangeLockCount();
+    const a = sharedRangeLock('7:16 13');
+    const b = sharedRangeLock('7:16 13');
+    const other = sharedRangeLock('7:16 14');
+    expect(a.lock).toBe(b.lock);
+    expect(other.lock).not.toBe(a.lock);
+    expect(sharedRangeLockCount()).toBe(before + 2);
+    // A buffered write's page claim through one handle holds off a direct write through the other.
+    const held = a.lock.acquire(0, 4096, true) as Release;
+    const waiting = b.lock.acquire(512, 1024, false);
+    expect(typeof waiting).not.toBe('function');
+    held();
+    (await waiting)();
+    a.unshare();
+    a.unshare(); // a second unshare by the same handle counts once
+    expect(sharedRangeLockCount()).toBe(before + 2);
+    b.unshare();
+    other.unshare();
+    expect(sharedRangeLockCount()).toBe(before);
   });
 });
