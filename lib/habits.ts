@@ -53,6 +53,11 @@ export async function abortable<T>(what: string, signal: AbortSignal | undefined
   return result;
 }
 
+/** signal.throwIfAborted(), but an OdirectError (AbortError) as everything odirect throws. */
+export function throwIfAborted(signal: AbortSignal | undefined, what: string): void {
+  if (signal?.aborted) throw new AbortError(what, signal.reason);
+}
+
 // ---- argument count ------------------------------------------------------------
 
 /**

@@ -9,7 +9,7 @@ import * as path from 'node:path';
 import { inspect } from 'node:util';
 import { pathToFileURL } from 'node:url';
 import { beforeAll, describe, expect, it } from 'vitest';
-import { AbortError, alignedBuffer, ArgumentError, OdirectError, open } from '../lib/index';
+import { AbortError, alignedBuffer, ArgumentError, OdirectError, open, readFile, replaceFile, writeFile } from '../lib/index';
 import { existingUringEngine, uringEngine } from '../lib/engines/uring';
 import { abortable } from '../lib/habits';
 import { ENGINES } from './helpers/engines';
@@ -253,6 +253,20 @@ for (const fsName of ['ext4', 'xfs', 'tmpfs'] as const) {
         });
       });
     }
+
+    it('readFile, writeFile and replaceFile with an aborted signal reject with an OdirectError AbortError, file untouched', async () => {
+      const p = path.join(dir, 'whole');
+      fs.writeFileSync(p, 'before');
+      const signal = AbortSignal.abort();
+      for (const call of [() => readFile(p, { signal }), () => writeFile(p, 'after', { signal }), () => replaceFile(p, 'after', { signal })]) {
+        const err = await call().catch((e: unknown) => e);
+        expect(err).toBeInstanceOf(AbortError);
+        expect(err).toBeInstanceOf(OdirectError);
+        expect(err).toMatchObject({ name: 'AbortError', code: 'ABORT_ERR' });
+      }
+      expect(fs.readFileSync(p, 'utf8')).toBe('before');
+      expect(fs.readdirSync(dir).filter((n) => n.startsWith('whole'))).toEqual(['whole']); // no temp file left
+    });
 
     it('a handle collected while open closes its fd with a warning (200 handles, child with --expose-gc)', () => {
       const sub = uniqueDir(dir, 'gc');
