@@ -2,6 +2,7 @@
 // guard (arguments, open handle, error context); a write or read is decided by
 // one pure function (policies/route.ts) and done by the executor of its route
 // (execute/). docs/architecture.md walks through it.
+import { inspect } from 'node:util';
 import { C, native } from './native';
 import type { Engine } from './engines/engine';
 import { selectEngine } from './engines/select';
@@ -16,6 +17,7 @@ import type { FileFacts, WriteRequest } from './policies/route';
 import { probeOpenFile } from './probe';
 import type { Capabilities, EngineName, FileStats, OpenOptions, WriteOptions, WriteResult } from './types';
 import { checkBoolean, checkBytes, checkChunks, checkEnd, checkOptions, checkPosition, rangeError } from './validate';
+import { abortable, AbortError, checkSignal, checkSignature, closedExplicitly, closeOnCollection, toStat, type DirectFileStat } from './habits';
 
 function emptyStats(): FileStats {
   return {
@@ -64,6 +66,12 @@ export class DirectFile {
       pageSize: native.pageSize,
     };
     this.file = new FileContext(facts, io, fd, r.flags, fileKey);
+    closeOnCollection(this.file, fd, r.path, this.file.unshareLocks);
+  }
+
+  /** The file descriptor; -1 once close() was called (as FileHandle.fd). */
+  get fd(): number {
+    return this.closing ? -1 : this.file.fd;
   }
 
   get engine(): EngineName {
@@ -79,9 +87,11 @@ export class DirectFile {
     return this.closing !== undefined;
   }
 
-  static async open(path: string, options?: OpenOptions): Promise<DirectFile> {
+  static async open(path: string | URL | Buffer, options?: OpenOptions): Promise<DirectFile> {
     const r = resolveOpenOptions(path, options);
-    const io = selectEngine(r.engine);
+    const signal = checkSignal(options?.signal, 'options.signal');
+    if (signal?.aborted) throw new AbortError(`open ${r.path}`, signal.reason);
+    const io = selectEngine(r.engine, r.queueDepth);
     const fd = await DirectFile.openFd(r);
     let opened: DirectFile | undefined;
     try {
@@ -100,6 +110,8 @@ export class DirectFile {
       const st = await native.statx(fd);
       // A block device is the same device through any node; a file is its device and inode.
       const fileKey = caps.kind === 'blockDevice' ? `block ${st.rdevMajor}:${st.rdevMinor}` : `${st.devMajor}:${st.devMinor} ${st.ino}`;
+      // Aborted while opening: the fd is closed (below) and nothing else happened.
+      if (signal?.aborted) throw new AbortError(`open ${r.path}`, signal.reason);
       opened = new DirectFile(r, fd, direct, caps, io, fileKey);
       return opened;
     } finally {
@@ -128,17 +140,22 @@ export class DirectFile {
 
   write(data: Uint8Array, position: number, options?: WriteOptions): Promise<WriteResult> {
     return this.call('write', () => {
+      checkSignature(arguments, 'write(data, position, options?)', 2);
       const chunk = checkBytes(data, 'data');
       return this.writeRequest([chunk], checkPosition(position), resolveWriteOptions(options));
     });
   }
 
   writev(chunks: Uint8Array[], position: number, options?: WriteOptions): Promise<WriteResult> {
-    return this.call('write', () => this.writeRequest(checkChunks(chunks), checkPosition(position), resolveWriteOptions(options)));
+    return this.call('write', () => {
+      checkSignature(arguments, 'writev(chunks, position, options?)', 2);
+      return this.writeRequest(checkChunks(chunks), checkPosition(position), resolveWriteOptions(options));
+    });
   }
 
   writeAtomic(data: Uint8Array, position: number, options?: Omit<WriteOptions, 'atomic' | 'cache'>): Promise<WriteResult> {
     return this.call('write', () => {
+      checkSignature(arguments, 'writeAtomic(data, position, options?)', 2);
       const chunk = checkBytes(data, 'data');
       const o = checkOptions<WriteOptions>(options, 'options');
       return this.writeRequest([chunk], checkPosition(position), resolveWriteOptions({ ...o, atomic: true }));
@@ -151,21 +168,58 @@ export class DirectFile {
     checkEnd(position, length);
     const request: WriteRequest = { chunks, position, length, atomic: w.atomic, cache: w.cache, dsync: w.dsync };
     // Errors in flight get their context where they happen (execute/write.ts): a failed extending write is cut back first.
-    return () => performWrite(this.file, request, this.stats);
+    return () => abortable(`write ${this.path} at ${position}`, w.signal, () => performWrite(this.file, request, this.stats));
   }
 
   /** Reads into `into` from `position`; returns bytes read (fewer at end of file). */
-  read(into: Uint8Array, position: number): Promise<number> {
+  read(into: Uint8Array, position: number, options?: ReadOptions): Promise<number> {
     return this.call('open', () => {
+      checkSignature(arguments, 'read(into, position, options?)', 2);
       const target = checkBytes(into, 'into');
       const pos = checkPosition(position);
+      const signal = checkSignal(checkOptions<ReadOptions>(options, 'options').signal, 'options.signal');
       checkEnd(pos, target.byteLength);
       return {
         context: { path: this.path, position: pos, length: target.byteLength },
         counted: true,
-        run: () => performRead(this.file, { into: target, position: pos }, this.stats),
+        run: () => abortable(`read ${this.path} at ${pos}`, signal, () => performRead(this.file, { into: target, position: pos }, this.stats)),
       };
     });
+  }
+
+  /**
+   * Reads into each buffer in turn from `position` (as preadv: the file's bytes fill
+   * them in order); returns the total read, fewer at end of file. Done as one read per
+   * buffer, each routed as read() is, so a write racing with it may land between them.
+   */
+  readv(buffers: Uint8Array[], position: number, options?: ReadOptions): Promise<number> {
+    return this.call('open', () => {
+      checkSignature(arguments, 'readv(buffers, position, options?)', 2);
+      const targets = checkChunks(buffers, 'buffers');
+      const pos = checkPosition(position);
+      const signal = checkSignal(checkOptions<ReadOptions>(options, 'options').signal, 'options.signal');
+      const length = targets.reduce((n, b) => n + b.byteLength, 0);
+      checkEnd(pos, length);
+      const readAll = async (): Promise<number> => {
+        let total = 0;
+        for (const into of targets) {
+          const n = await performRead(this.file, { into, position: pos + total }, this.stats);
+          total += n;
+          if (n < into.byteLength) break; // end of file
+        }
+        return total;
+      };
+      return { context: { path: this.path, position: pos, length }, counted: true, run: () => abortable(`readv ${this.path} at ${pos}`, signal, readAll) };
+    });
+  }
+
+  /** statx of the open file: size, blocks, mode, times (see DirectFileStat). */
+  stat(): Promise<DirectFileStat> {
+    return this.call('open', () => ({
+      context: { path: this.path },
+      counted: true,
+      run: async () => toStat(await native.statx(this.file.fd)),
+    }));
   }
 
   // ---- whole-file operations -----------------------------------------------
@@ -228,15 +282,29 @@ export class DirectFile {
 
   /** Waits for I/O in flight, then closes. Calls after this one fail with EBADF; a second close is a no-op. */
   close(): Promise<void> {
+    if (!this.closing) closedExplicitly(this.file);
     this.closing ??= this.file.gate.exclusive(async () => {
       try {
         await this.file.closeBuffered();
         await native.close(this.file.fd);
+      } catch (err) {
+        throw withContext(err, { path: this.path }); // an OdirectError, as every other method's
       } finally {
         this.file.unshareLocks();
       }
     });
     return this.closing;
+  }
+
+  /** `await using file = await open(…)` closes it at the end of the block. */
+  [Symbol.asyncDispose](): Promise<void> {
+    return this.close();
+  }
+
+  /** console.log(file): what it is, not its internals. */
+  [inspect.custom](depth: number, options: object, show: typeof inspect): string {
+    const { path, engine, direct, size, closed } = this;
+    return `DirectFile ${show({ path, fd: this.fd, engine, direct, size, closed }, options)}`;
   }
 
   /** How many pages of [position, position+length) are in the page cache now (mincore). */
@@ -292,6 +360,12 @@ interface Call<T> {
   counted?: boolean;
 }
 
-export function open(path: string, options?: OpenOptions): Promise<DirectFile> {
+/** read() and readv() options. */
+export interface ReadOptions {
+  /** Aborts the read: before it is issued it never is; in flight, see docs/api-habits.md. */
+  signal?: AbortSignal;
+}
+
+export function open(path: string | URL | Buffer, options?: OpenOptions): Promise<DirectFile> {
   return DirectFile.open(path, options);
 }

@@ -5,6 +5,8 @@ export { alignedBuffer, isMemoryAligned } from './aligned';
 export { registeredBuffer, releaseBuffer } from './registered';
 export { OdirectError, AtomicWriteError, AlignmentError, UnsupportedError } from './errors';
 export { ArgumentError } from './validate';
+export { AbortError, type DirectFileStat } from './habits';
+export type { ReadOptions } from './file';
 export { createReadStream, DirectReadStream } from './streams/read-stream';
 export type { ReadStreamOptions } from './streams/read-stream';
 export { createWriteStream, DirectWriteStream } from './streams/write-stream';

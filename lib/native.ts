@@ -31,6 +31,11 @@ export interface NativeStatx {
   atomicWriteSegmentsMax: number;
   dax: number;
   writeAtomic: number;
+  /** Nanoseconds since the epoch; btimeNs only if mask has STATX_BTIME. */
+  atimeNs: bigint;
+  mtimeNs: bigint;
+  ctimeNs: bigint;
+  btimeNs: bigint;
 }
 
 export interface NativeStatfs {
@@ -107,6 +112,8 @@ export interface NativeBinding {
   uringPrepFsync(fd: number, dataOnly: boolean, id: number): boolean;
   uringPrepFallocate(fd: number, mode: number, offset: Offset, length: Offset, id: number): boolean;
   uringPrepFtruncate(fd: number, size: Offset, id: number): boolean;
+  /** IORING_OP_ASYNC_CANCEL of the request with user_data `target`. */
+  uringPrepCancel(target: number, id: number): boolean;
   uringPrepSyncFileRange(fd: number, offset: Offset, nbytes: number, flags: number, id: number): boolean;
   /** Submits what is queued; returns how many SQEs the kernel left queued. */
   uringSubmit(): number;

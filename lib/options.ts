@@ -1,6 +1,7 @@
 // The public methods' options, checked and resolved before any I/O.
 import { C } from './native';
 import type { AlignmentMode, EngineName, FallbackMode, CacheMode, OpenOptions, WriteOptions } from './types';
+import { checkSignal } from './habits';
 import { ArgumentError, checkBoolean, checkEnum, checkOptions, checkPath, rangeError, typeError } from './validate';
 
 export interface ResolvedOpen {
@@ -13,6 +14,8 @@ export interface ResolvedOpen {
   engine: 'auto' | EngineName;
   alignment: AlignmentMode;
   fallback: FallbackMode;
+  /** Ring size asked for (io_uring engine; the first open on a thread decides). */
+  queueDepth: number | undefined;
 }
 
 export function resolveOpenOptions(path: unknown, options: unknown): ResolvedOpen {
@@ -45,13 +48,14 @@ export function resolveOpenOptions(path: unknown, options: unknown): ResolvedOpe
   if (exclusive) flags |= C.O_EXCL;
   if (truncate) flags |= C.O_TRUNC;
   if (dsync) flags |= C.O_DSYNC;
-  return { path: p, flags, mode, direct, readOnly, dsync, engine, alignment, fallback };
+  return { path: p, flags, mode, direct, readOnly, dsync, engine, alignment, fallback, queueDepth: o.queueDepth };
 }
 
 export interface ResolvedWrite {
   atomic: boolean;
   cache: CacheMode;
   dsync: boolean;
+  signal: AbortSignal | undefined;
 }
 
 export function resolveWriteOptions(options: unknown): ResolvedWrite {
@@ -59,5 +63,6 @@ export function resolveWriteOptions(options: unknown): ResolvedWrite {
   const atomic = checkBoolean(o.atomic, 'options.atomic') ?? false;
   const cache = checkEnum(o.cache, 'options.cache', ['default', 'dontcache', 'writethrough'] as const) ?? 'default';
   const dsync = checkBoolean(o.dsync, 'options.dsync') ?? false;
-  return { atomic, cache, dsync };
+  const signal = checkSignal(o.signal, 'options.signal');
+  return { atomic, cache, dsync, signal };
 }

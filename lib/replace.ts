@@ -25,6 +25,7 @@ import { open } from './file';
 import { C, native } from './native';
 import { checkData, resolveWriteFileOptions, writeInto, type WriteFileOptions } from './streams/whole-file';
 import { checkPath } from './validate';
+import { throwIfAborted } from './habits';
 
 export interface ReplaceFileOptions extends Omit<WriteFileOptions, 'flags' | 'dsync'> {
   /**
@@ -87,7 +88,7 @@ async function replaceNow(
   mode: number | undefined,
   steps: ReplaceSteps,
 ): Promise<void> {
-  o.signal?.throwIfAborted();
+  throwIfAborted(o.signal, 'replaceFile');
   const keepMode = mode === undefined ? await existingMode(target) : undefined;
   const temp = tempNameFor(target);
   const file = await open(temp, {
@@ -105,7 +106,7 @@ async function replaceNow(
     } finally {
       await file.close();
     }
-    o.signal?.throwIfAborted();
+    throwIfAborted(o.signal, 'replaceFile');
     await fsp.rename(temp, target).catch((err: unknown) => {
       throw withContext(err, { path: target });
     });

@@ -65,7 +65,14 @@ export interface OpenOptions {
   /** File mode for create. Default 0o644. */
   mode?: number;
   engine?: 'auto' | EngineName;
+  /**
+   * io_uring submission-queue size (1–4096, rounded up to a power of two by the kernel;
+   * default 256). The ring is per thread and shared by every file on it: the first
+   * open on the thread that uses io_uring decides; later values are ignored.
+   */
   queueDepth?: number;
+  /** Aborts the open: aborted before, nothing is opened; aborted meanwhile, the fd is closed and open rejects. */
+  signal?: AbortSignal;
   alignment?: AlignmentMode;
   fallback?: FallbackMode;
 }
@@ -77,6 +84,8 @@ export interface WriteOptions {
   cache?: CacheMode;
   /** This write is durable when it completes (RWF_DSYNC). */
   dsync?: boolean;
+  /** Aborts the write (docs/api-habits.md says what the file holds then). */
+  signal?: AbortSignal;
 }
 
 export interface WriteResult {

@@ -48,6 +48,14 @@ Napi::Value StatxObject(Napi::Env env, const odirect_statx& s) {
   num("atomicWriteSegmentsMax", s.stx_atomic_write_segments_max);
   num("dax", (s.stx_attributes & STATX_ATTR_DAX) ? 1 : 0);
   num("writeAtomic", (s.stx_attributes & STATX_ATTR_WRITE_ATOMIC) ? 1 : 0);
+  // Timestamps as nanoseconds since the epoch (BigInt: a double loses the nanoseconds).
+  auto ns = [&](const char* key, const odirect_statx_timestamp& t) {
+    o.Set(key, Napi::BigInt::New(env, static_cast<int64_t>(t.tv_sec) * 1000000000 + static_cast<int64_t>(t.tv_nsec)));
+  };
+  ns("atimeNs", s.stx_atime);
+  ns("mtimeNs", s.stx_mtime);
+  ns("ctimeNs", s.stx_ctime);
+  ns("btimeNs", s.stx_btime);
   return o;
 }
 

@@ -505,6 +505,22 @@ Napi::Value PrepSyncFileRange(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
+// (targetId, id): IORING_OP_ASYNC_CANCEL of the request with user_data targetId
+// (AbortSignal). Its own CQE (id) says whether it was found: 0, -ENOENT or
+// -EALREADY (already running: the target completes as usual). The target's
+// buffers stay held until its own CQE comes, whatever the cancel says.
+Napi::Value PrepCancel(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 2, "uringPrepCancel");
+  Ring& ring = RequireRing(info.Env());
+  uint64_t target = ArgId(info, 0);
+  uint64_t id = ArgId(info, 1);
+  io_uring_sqe* sqe = ring.Sqe(id);
+  if (!sqe) return Napi::Boolean::New(info.Env(), false);
+  io_uring_prep_cancel64(sqe, target, 0);
+  ring.Track(sqe, id, {});
+  return Napi::Boolean::New(info.Env(), true);
+}
+
 // (bytes) allocates a region and registers it as fixed buffer 0 of this thread's ring.
 Napi::Value RegisterArena(const Napi::CallbackInfo& info) {
   RequireArgs(info, 1, "uringRegisterArena");
@@ -559,6 +575,7 @@ void InitUring(Napi::Env env, Napi::Object exports) {
   exports.Set("uringPrepFallocate", Napi::Function::New(env, PrepFallocate, "uringPrepFallocate"));
   exports.Set("uringPrepFtruncate", Napi::Function::New(env, PrepFtruncate, "uringPrepFtruncate"));
   exports.Set("uringPrepSyncFileRange", Napi::Function::New(env, PrepSyncFileRange, "uringPrepSyncFileRange"));
+  exports.Set("uringPrepCancel", Napi::Function::New(env, PrepCancel, "uringPrepCancel"));
   exports.Set("uringRegisterArena", Napi::Function::New(env, RegisterArena, "uringRegisterArena"));
   exports.Set("uringArenaAcquire", Napi::Function::New(env, ArenaAcquireSlot, "uringArenaAcquire"));
   exports.Set("uringCancelQueued", Napi::Function::New(env, CancelQueued, "uringCancelQueued"));

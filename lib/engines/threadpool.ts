@@ -5,16 +5,27 @@ import { native } from '../native';
 import { needsOwnedCopy } from '../policies/ownership';
 import { readThroughCopy, writeThroughCopy } from './caller-memory';
 import type { Engine } from './engine';
+import { AbortError, currentSignal } from '../habits';
+
+/** A read or write whose caller's AbortSignal fired before it was issued is never issued (one in flight cannot be stopped). */
+function abortedBefore(syscall: string): Promise<never> | undefined {
+  const signal = currentSignal();
+  return signal?.aborted ? Promise.reject(new AbortError(syscall, signal.reason)) : undefined;
+}
 
 export class ThreadPoolEngine implements Engine {
   readonly name = 'threadpool' as const;
 
   writev(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
+    const aborted = abortedBefore('pwritev2');
+    if (aborted) return aborted;
     if (needsOwnedCopy(buffers, isOwnedMemory)) return writeThroughCopy(buffers, (owned) => native.pwritev2(fd, owned, position, rwflags));
     return native.pwritev2(fd, buffers, position, rwflags);
   }
 
   readv(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
+    const aborted = abortedBefore('preadv2');
+    if (aborted) return aborted;
     if (needsOwnedCopy(buffers, isOwnedMemory)) return readThroughCopy(buffers, (owned) => native.preadv2(fd, owned, position, rwflags));
     return native.preadv2(fd, buffers, position, rwflags);
   }

@@ -20,12 +20,15 @@ import { needsOwnedCopy } from '../policies/ownership';
 import { readThroughCopy, writeThroughCopy } from './caller-memory';
 import type { Engine } from './engine';
 import { FixedArena } from '../mechanisms/fixed-arena';
+import { AbortError, currentSignal } from '../habits';
 
 interface Request {
   syscall: string;
   prep: (id: number) => boolean;
   resolve: (result: number) => void;
   reject: (err: unknown) => void;
+  /** Set once on the SQ: what an AbortSignal cancels. */
+  id?: number;
 }
 
 const RING_ENTRIES = 256;
@@ -74,13 +77,13 @@ export class UringEngine implements Engine {
     if (needsOwnedCopy(buffers, isOwnedMemory)) return writeThroughCopy(buffers, (owned) => this.writev(fd, owned, position, rwflags));
     // The kernel rejects RWF_ATOMIC on WRITE_FIXED (a bvec, not one user buffer): never fixed then.
     const fixed = !(rwflags & C.RWF_ATOMIC) && this.isFixed(buffers);
-    return this.issue('pwritev2', (id) => native.uringPrepWritev(fd, buffers, position, rwflags, id, fixed));
+    return this.issueAbortable('pwritev2', (id) => native.uringPrepWritev(fd, buffers, position, rwflags, id, fixed));
   }
 
   readv(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
     if (needsOwnedCopy(buffers, isOwnedMemory)) return readThroughCopy(buffers, (owned) => this.readv(fd, owned, position, rwflags));
     const fixed = this.isFixed(buffers);
-    return this.issue('preadv2', (id) => native.uringPrepReadv(fd, buffers, position, rwflags, id, fixed));
+    return this.issueAbortable('preadv2', (id) => native.uringPrepReadv(fd, buffers, position, rwflags, id, fixed));
   }
 
   private isFixed(buffers: Uint8Array[]): boolean {
@@ -118,6 +121,37 @@ export class UringEngine implements Engine {
     });
   }
 
+  /**
+   * A read or write under the caller's AbortSignal (habits.ts currentSignal): aborted
+   * before, it is never issued; waiting in the backlog, it is dropped; on the ring, an
+   * IORING_OP_ASYNC_CANCEL is sent and the request settles with its own CQE, so its
+   * buffers stay held until the kernel is done with them (docs/memory.md).
+   */
+  private issueAbortable(syscall: string, prep: (id: number) => boolean): Promise<number> {
+    const signal = currentSignal();
+    if (!signal) return this.issue(syscall, prep);
+    if (signal.aborted) return Promise.reject(new AbortError(syscall, signal.reason));
+    return new Promise<number>((resolve, reject) => {
+      const onAbort = (): void => {
+        const queued = this.backlog.indexOf(request);
+        if (queued >= 0) {
+          this.backlog.splice(queued, 1);
+          request.reject(new AbortError(syscall, signal.reason));
+        } else if (request.id !== undefined && this.pending.get(request.id) === request) {
+          const target = request.id;
+          this.issue('async_cancel', (id) => native.uringPrepCancel(target, id)).catch(() => undefined); // ENOENT/EALREADY: it completes as usual
+        }
+      };
+      const settle = <A>(fn: (a: A) => void) => (a: A): void => {
+        signal.removeEventListener('abort', onAbort);
+        fn(a);
+      };
+      const request: Request = { syscall, prep, resolve: settle(resolve), reject: settle(reject) };
+      signal.addEventListener('abort', onAbort, { once: true });
+      if (this.backlog.length > 0 || !this.tryPrep(request)) this.backlog.push(request);
+    });
+  }
+
   /** Puts the request on the SQ if there is room in the ring and under the in-flight limit. */
   private tryPrep(request: Request): boolean {
     if (this.pending.size >= this.limit) return false;
@@ -130,6 +164,7 @@ export class UringEngine implements Engine {
       return true;
     }
     if (!queued) return false;
+    request.id = id;
     this.pending.set(id, request);
     this.unsubmitted++;
     this.scheduleFlush();
@@ -216,8 +251,8 @@ const ENGINE_KEY = Symbol.for('odirect.uringEngine');
 const holder = native as unknown as Record<symbol, UringEngine | undefined>;
 
 /** This thread's ring, made on first use, shared by every copy of this module on the thread. */
-export function uringEngine(): UringEngine {
-  return (holder[ENGINE_KEY] ??= new UringEngine());
+export function uringEngine(queueDepth?: number): UringEngine {
+  return (holder[ENGINE_KEY] ??= new UringEngine(queueDepth));
 }
 
 /** This thread's ring if one was made already (never makes one). */

@@ -1,5 +1,6 @@
 // What the executors work on: one open file's fd, engine, facts and mechanisms.
 // DirectFile makes one at open; the executors share it and hold no state of their own.
+import { alsoCloseOnCollection } from '../habits';
 import { C, native } from '../native';
 import type { Engine } from '../engines/engine';
 import type { FileFacts, LockRange } from '../policies/route';
@@ -38,7 +39,9 @@ export class FileContext {
   buffered(): Promise<number> {
     if (!(this.openFlags & C.O_DIRECT)) return Promise.resolve(this.fd);
     // Reopened through /proc/self/fd: the same inode even if the path was renamed or unlinked.
-    this.bufferedFd ??= native.open(`/proc/self/fd/${this.fd}`, this.openFlags & ~C.O_DIRECT & ~C.O_CREAT & ~C.O_TRUNC & ~C.O_EXCL, 0);
+    this.bufferedFd ??= native
+      .open(`/proc/self/fd/${this.fd}`, this.openFlags & ~C.O_DIRECT & ~C.O_CREAT & ~C.O_TRUNC & ~C.O_EXCL, 0)
+      .then((fd) => (alsoCloseOnCollection(this, fd), fd));
     return this.bufferedFd;
   }
 

@@ -5,6 +5,7 @@ import { randomInt } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { alignedBuffer } from '../aligned';
+import { OdirectError } from '../errors';
 import { open, type DirectFile } from '../file';
 import type { EngineName } from '../types';
 import { SEGMENT_VERSION, decodeSegmentHeader, encodeSegmentHeader, roundUp, type SegmentHeader } from './format';
@@ -126,7 +127,9 @@ export async function prepareSegment(o: SegmentFileOptions, index: number, spare
 async function recycleSegment(o: SegmentFileOptions, index: number, spare: string): Promise<{ file: DirectFile; header: SegmentHeader }> {
   const f = await openSegment(spare, o, false);
   try {
-    if (f.size !== o.segmentSize) throw new Error(`spare segment ${spare} is ${f.size} bytes, not ${o.segmentSize}`);
+    if (f.size !== o.segmentSize) {
+      throw new OdirectError('ERR_LOG_SEGMENT_SIZE', `spare segment ${spare} is ${f.size} bytes, not ${o.segmentSize}`, { path: spare });
+    }
     const header = await writeHeader(f, o, index);
     await fsp.rename(spare, path.join(o.dir, segmentName(index)));
     await syncDir(o.dir);

@@ -7,6 +7,7 @@ import { checkBoolean, checkOptions, checkPath, typeError } from '../validate';
 import { BlockWriter } from './block-writer';
 import { UncachedReader } from './uncached-reader';
 import { alignUp, checkChunkSize, checkEngine, checkInFlight, checkMode, checkSignal, DEFAULT_IN_FLIGHT } from './options';
+import { throwIfAborted } from '../habits';
 
 const READ_CHUNK = 4 * 1024 * 1024;
 
@@ -29,7 +30,7 @@ export async function readFile(path: string, options?: ReadFileOptions): Promise
   const readAhead = checkInFlight(o.readAhead, 'options.readAhead');
   const engine = checkEngine(o.engine, 'options.engine');
   const signal = checkSignal(o.signal, 'options.signal');
-  signal?.throwIfAborted();
+  throwIfAborted(signal, 'readFile');
   const file = await open(p, { readOnly: true, engine });
   let uncached: UncachedReader | undefined;
   try {
@@ -51,7 +52,7 @@ async function readWhole(file: DirectFile, uncached: UncachedReader | undefined,
   let shortAt = size;
   const worker = async (): Promise<void> => {
     while (next < into.byteLength) {
-      signal?.throwIfAborted();
+      throwIfAborted(signal, 'readFile');
       const position = next;
       const length = Math.min(READ_CHUNK, into.byteLength - position);
       next += length;
@@ -135,7 +136,7 @@ export async function writeInto(file: DirectFile, data: Uint8Array, o: ResolvedW
   try {
     await writer.begin();
     for (let at = 0; at < data.byteLength; at += o.chunk) {
-      o.signal?.throwIfAborted();
+      throwIfAborted(o.signal, `write ${file.path}`);
       await writer.write(data.subarray(at, at + o.chunk));
     }
     await writer.finish();
@@ -149,7 +150,7 @@ export async function writeFile(path: string, data: Uint8Array | string, options
   const p = checkPath(path);
   const bytes = checkData(data);
   const o = resolveWriteFileOptions(options);
-  o.signal?.throwIfAborted();
+  throwIfAborted(o.signal, 'writeFile');
   const file = await open(p, {
     create: true,
     truncate: o.flags === 'w',
