@@ -99,6 +99,7 @@ export class DirectFile {
         });
       }
       opened = new DirectFile(r, fd, direct, caps, io);
+      io.registerFile?.(fd);
       return opened;
     } finally {
       if (!opened) await native.close(fd).catch(() => undefined);
@@ -255,6 +256,7 @@ export class DirectFile {
   close(): Promise<void> {
     this.closing ??= this.file.gate.exclusive(async () => {
       await this.file.closeBuffered();
+      this.file.io.unregisterFile?.(this.file.fd);
       await native.close(this.file.fd);
     });
     return this.closing;
