@@ -99,7 +99,6 @@ export class DirectFile {
         });
       }
       opened = new DirectFile(r, fd, direct, caps, io);
-      io.registerFile?.(fd);
       return opened;
     } finally {
       if (!opened) await native.close(fd).catch(() => undefined);
@@ -256,7 +255,6 @@ export class DirectFile {
   close(): Promise<void> {
     this.closing ??= this.file.gate.exclusive(async () => {
       await this.file.closeBuffered();
-      this.file.io.unregisterFile?.(this.file.fd);
       await native.close(this.file.fd);
     });
     return this.closing;

@@ -27,10 +27,7 @@
 namespace odirect {
 namespace {
 
-constexpr uint8_t kOpFtruncate = 55;
-// Slots of the fixed-file table: one per DirectFile open at once on this thread;
-// files beyond it use their plain fd.
-constexpr int kFileSlots = 1024;  // IORING_OP_FTRUNCATE (6.9); liburing 2.3 has no prep helper
+constexpr uint8_t kOpFtruncate = 55;  // IORING_OP_FTRUNCATE (6.9); liburing 2.3 has no prep helper
 
 // What an SQE needs to outlive: its buffers' memory (odirect blocks by
 // reference count, SharedArrayBuffer views by a reference that stops
@@ -84,12 +81,6 @@ class Ring {
     canFtruncate_ = probe && io_uring_opcode_supported(probe, kOpFtruncate);
     if (probe) io_uring_free_probe(probe);
     ringReady_ = true;
-    // A sparse fixed-file table (5.19+): files DirectFile opens are registered
-    // in it so each SQE skips the fd lookup and reference (IOSQE_FIXED_FILE).
-    // Without it (older kernels) every request uses its plain fd.
-    if (io_uring_register_files_sparse(&ring_, kFileSlots) == 0) {
-      for (int slot = kFileSlots - 1; slot >= 0; slot--) freeFileSlots_.push_back(slot);
-    }
     features_ = params.features;
     cqEntries_ = params.cq_entries;
     sqEntries_ = params.sq_entries;
@@ -206,28 +197,6 @@ class Ring {
   }
 
   Arena* arena() const { return arena_; }
-
-  // Puts `fd` in a free slot of the fixed-file table: the slot, or a negative
-  // errno (ENOSPC: the table is full or missing; then the fd is used as it is).
-  int RegisterFile(int fd) {
-    if (freeFileSlots_.empty()) return -ENOSPC;
-    int slot = freeFileSlots_.back();
-    int r = io_uring_register_files_update(&ring_, slot, &fd, 1);
-    if (r < 0) return r;
-    freeFileSlots_.pop_back();
-    return slot;
-  }
-
-  // Empties `slot` (before its fd is closed; requests in flight keep the file
-  // until they complete, the kernel holds it by reference).
-  int UnregisterFile(int slot) {
-    if (slot < 0 || slot >= kFileSlots) return -EINVAL;
-    int none = -1;
-    int r = io_uring_register_files_update(&ring_, slot, &none, 1);
-    if (r < 0) return r;
-    freeFileSlots_.push_back(slot);
-    return 0;
-  }
 
   // Turns the SQEs still waiting in the SQ into NOPs (same ids) and returns
   // the ids: after a submit error that does not clear, the JS side rejects
@@ -354,7 +323,6 @@ class Ring {
   uint8_t* fixedBase_ = nullptr;
   size_t fixedLength_ = 0;
   Arena* arena_ = nullptr;
-  std::vector<int> freeFileSlots_;
   unsigned features_ = 0, cqEntries_ = 0, sqEntries_ = 0;
   std::unordered_map<uint64_t, InFlight> inflight_;
 };
@@ -442,8 +410,7 @@ Napi::Value UringInit(const Napi::CallbackInfo& info) {
 
 // One read or write SQE for `id`: false when the SQ is full. fixed: READ_FIXED/
 // WRITE_FIXED on the registered region (one buffer inside it).
-// fixedFile: `fd` is a slot of the fixed-file table (IOSQE_FIXED_FILE).
-bool PrepRw(Napi::Env env, Ring& ring, bool write, int fd, IoBuffers&& buffers, int64_t position, uint32_t rwflags, uint64_t id, bool fixed, bool fixedFile = false) {
+bool PrepRw(Napi::Env env, Ring& ring, bool write, int fd, IoBuffers&& buffers, int64_t position, uint32_t rwflags, uint64_t id, bool fixed) {
   if (fixed && (buffers.iov.size() != 1 || !ring.InFixed(buffers.iov[0].iov_base, buffers.iov[0].iov_len))) {
     throw Napi::RangeError::New(env, "a fixed-buffer request needs one buffer inside the registered region");
   }
@@ -465,7 +432,6 @@ bool PrepRw(Napi::Env env, Ring& ring, bool write, int fd, IoBuffers&& buffers, 
     else io_uring_prep_readv(sqe, fd, held.iov.data(), held.iov.size(), position);
   }
   sqe->rw_flags = static_cast<__kernel_rwf_t>(rwflags);
-  if (fixedFile) sqe->flags |= IOSQE_FIXED_FILE;
   ring.Track(sqe, id, std::move(held));
   return true;
 }
@@ -483,9 +449,8 @@ Napi::Value PrepVectored(const Napi::CallbackInfo& info, bool write) {
   return Napi::Boolean::New(info.Env(), PrepRw(info.Env(), ring, write, fd, std::move(buffers), position, rwflags, id, fixed));
 }
 
-// A batch descriptor: [write (1) or read (0), fd, position, rwflags, id, fixed (1/0),
-// fixedFile (1/0: fd is a slot of the fixed-file table)] as doubles.
-constexpr size_t kBatchFields = 7;
+// A batch descriptor: [write (1) or read (0), fd, position, rwflags, id, fixed (1/0)] as doubles.
+constexpr size_t kBatchFields = 6;
 
 // An integer field of a batch descriptor, in [0, max].
 double BatchField(Napi::Env env, const double* d, size_t field, double max, const char* name) {
@@ -525,9 +490,7 @@ Napi::Value PrepBatch(const Napi::CallbackInfo& info) {
       uint32_t rwflags = static_cast<uint32_t>(BatchField(env, d, 3, UINT32_MAX, "rwflags"));
       uint64_t id = static_cast<uint64_t>(BatchField(env, d, 4, UINT32_MAX, "id"));
       bool fixed = BatchField(env, d, 5, 1, "fixed") == 1;
-      bool fixedFile = BatchField(env, d, 6, 1, "fixedFile") == 1;
-      if (fixedFile && fd >= kFileSlots) throw Napi::RangeError::New(env, "batch fixed-file slot out of range");
-      if (!PrepRw(env, ring, write, fd, BuffersFrom(env, buffers.Get(i)), position, rwflags, id, fixed, fixedFile)) break;
+      if (!PrepRw(env, ring, write, fd, BuffersFrom(env, buffers.Get(i)), position, rwflags, id, fixed)) break;
     }
   } catch (Napi::Error& e) {
     e.Set("index", Napi::Number::New(env, i));
@@ -600,24 +563,6 @@ Napi::Value PrepSyncFileRange(const Napi::CallbackInfo& info) {
   return Napi::Boolean::New(info.Env(), true);
 }
 
-// (fd) → the slot of the fixed-file table it now has, or -1 when there is none
-// (table full, or the kernel has no sparse table): then requests use the fd.
-Napi::Value RegisterFile(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 1, "uringRegisterFile");
-  Ring& ring = RequireRing(info.Env());
-  int r = ring.RegisterFile(ArgFd(info, 0));
-  return Napi::Number::New(info.Env(), r < 0 ? -1 : r);
-}
-
-// (slot) empties a slot of the fixed-file table (before its fd is closed).
-Napi::Value UnregisterFile(const Napi::CallbackInfo& info) {
-  RequireArgs(info, 1, "uringUnregisterFile");
-  Ring& ring = RequireRing(info.Env());
-  int r = ring.UnregisterFile(static_cast<int>(ArgUint32(info, 0, "slot")));
-  if (r < 0) throw ErrnoError(info.Env(), -r, "io_uring_register");
-  return info.Env().Undefined();
-}
-
 // (bytes) allocates a region and registers it as fixed buffer 0 of this thread's ring.
 Napi::Value RegisterArena(const Napi::CallbackInfo& info) {
   RequireArgs(info, 1, "uringRegisterArena");
@@ -669,8 +614,6 @@ void InitUring(Napi::Env env, Napi::Object exports) {
   exports.Set("uringPrepWritev", Napi::Function::New(env, PrepWritev, "uringPrepWritev"));
   exports.Set("uringPrepReadv", Napi::Function::New(env, PrepReadv, "uringPrepReadv"));
   exports.Set("uringPrepBatch", Napi::Function::New(env, PrepBatch, "uringPrepBatch"));
-  exports.Set("uringRegisterFile", Napi::Function::New(env, RegisterFile, "uringRegisterFile"));
-  exports.Set("uringUnregisterFile", Napi::Function::New(env, UnregisterFile, "uringUnregisterFile"));
   exports.Set("uringPrepFsync", Napi::Function::New(env, PrepFsync, "uringPrepFsync"));
   exports.Set("uringPrepFallocate", Napi::Function::New(env, PrepFallocate, "uringPrepFallocate"));
   exports.Set("uringPrepFtruncate", Napi::Function::New(env, PrepFtruncate, "uringPrepFtruncate"));

@@ -9,7 +9,6 @@ import { OdirectError, UnsupportedError, AlignmentError } from '../lib/errors';
 import { ENGINES } from './helpers/engines';
 import { readDirect } from './helpers/read-back';
 import { describeOnFs, uniqueDir } from './helpers/scratch';
-import { uringEngine } from '../lib/engines/uring';
 
 function pattern(size: number, seed: number): Buffer {
   const b = alignedBuffer(size);
@@ -192,33 +191,4 @@ describeOnFs('xfs', 'the direct route fast path', (mnt) => {
       }
     });
   }
-});
-
-describeOnFs('ext4', 'registered files (io_uring fixed-file table)', (mnt) => {
-  it('a uring DirectFile is registered while open and not after close; a reused fd number writes to its own file', async () => {
-    const dir = uniqueDir(mnt, 'fixed');
-    const a = await open(path.join(dir, 'a'), { create: true, engine: 'uring' });
-    const fdA = (a as unknown as { file: { fd: number } }).file.fd;
-    const engine = uringEngine();
-    // The kernel here has sparse file tables (5.19+): the test machines run 6.x.
-    expect(engine.isRegistered(fdA)).toBe(true);
-    const da = pattern(8192, 21);
-    await a.write(da, 0);
-    await a.close();
-    expect(engine.isRegistered(fdA)).toBe(false);
-    const b = await open(path.join(dir, 'b'), { create: true, engine: 'uring' });
-    const fdB = (b as unknown as { file: { fd: number } }).file.fd;
-    try {
-      expect(engine.isRegistered(fdB)).toBe(true);
-      const db = pattern(8192, 22);
-      await b.write(db, 0);
-      const back = alignedBuffer(8192);
-      expect(await b.read(back, 0)).toBe(8192);
-      expect(back.equals(db)).toBe(true);
-      expect(readDirect(path.join(dir, 'a'), 0, 8192).equals(da)).toBe(true);
-      expect(readDirect(path.join(dir, 'b'), 0, 8192).equals(db)).toBe(true);
-    } finally {
-      await b.close();
-    }
-  });
 });

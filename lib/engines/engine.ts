@@ -12,7 +12,4 @@ export interface Engine {
   fallocate(fd: number, mode: number, offset: number, length: number): Promise<void>;
   ftruncate(fd: number, size: number): Promise<void>;
   syncFileRange(fd: number, offset: number, nbytes: number, flags: number): Promise<void>;
-  /** Optional: a fixed-file table (io_uring). Register after open; unregister before close. */
-  registerFile?(fd: number): void;
-  unregisterFile?(fd: number): void;
 }

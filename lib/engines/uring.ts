@@ -44,8 +44,8 @@ const MAX_SQE_LEN = 0xffffffff;
 // the backoff below, about 4 s of EAGAIN/EBUSY (or any error) that never clears.
 const MAX_SUBMIT_RETRIES = 12;
 const submitBackoffMs = (attempt: number): number => Math.min(1000, 1 << attempt);
-/** Fields of one batch descriptor (native uringPrepBatch): write, fd, position, rwflags, id, fixed, fixedFile. */
-const BATCH_FIELDS = 7;
+/** Fields of one batch descriptor (native uringPrepBatch): write, fd, position, rwflags, id, fixed. */
+const BATCH_FIELDS = 6;
 
 const FREE = 0;
 const PENDING = 1;
@@ -63,8 +63,6 @@ export class UringEngine implements Engine {
   private readonly syscalls: string[];
   private readonly freeIds: number[] = [];
   private pendingCount = 0;
-  /** fd → its slot in the ring's fixed-file table (registerFile); holes for fds not registered. */
-  private readonly fileSlots: number[] = [];
   // The reads and writes of this tick, prepared in one native call at flush:
   // descriptors in a Float64Array slab, buffers beside them.
   private readonly batch: Float64Array;
@@ -99,34 +97,6 @@ export class UringEngine implements Engine {
 
   get inFlight(): number {
     return this.pendingCount;
-  }
-
-  /**
-   * Registers `fd` in the ring's fixed-file table (DirectFile.open): its reads and
-   * writes then name the slot (IOSQE_FIXED_FILE), skipping the kernel's per-request
-   * fd lookup and reference. No-op when the table is full or the kernel has none.
-   * The caller must unregisterFile(fd) before closing it: a closed fd's number is
-   * reused by the next open.
-   */
-  registerFile(fd: number): void {
-    if (this.fileSlots[fd] !== undefined) return;
-    const slot = native.uringRegisterFile(fd);
-    if (slot >= 0) this.fileSlots[fd] = slot;
-  }
-
-  /** Whether `fd` has a slot in the fixed-file table now. */
-  isRegistered(fd: number): boolean {
-    return this.fileSlots[fd] !== undefined;
-  }
-
-  /** Takes `fd` out of the fixed-file table (before it is closed); requests already queued keep the file. */
-  unregisterFile(fd: number): void {
-    const slot = this.fileSlots[fd];
-    if (slot === undefined) return;
-    delete this.fileSlots[fd];
-    // Prepared-but-unsent SQEs name the slot: send them before it is emptied.
-    if (this.batchCount > 0 || this.unsubmitted > 0) this.flush();
-    native.uringUnregisterFile(slot);
   }
 
   get queued(): number {
@@ -198,14 +168,12 @@ export class UringEngine implements Engine {
     const id = this.takeId(syscall, resolve, reject);
     const at = this.batchCount * BATCH_FIELDS;
     const b = this.batch;
-    const slot = this.fileSlots[fd];
     b[at] = write ? 1 : 0;
-    b[at + 1] = slot ?? fd;
+    b[at + 1] = fd;
     b[at + 2] = position;
     b[at + 3] = rwflags;
     b[at + 4] = id;
     b[at + 5] = fixed ? 1 : 0;
-    b[at + 6] = slot === undefined ? 0 : 1;
     this.batchBuffers[this.batchCount++] = buffers;
     this.scheduleFlush();
   }
