@@ -103,8 +103,6 @@ export interface NativeBinding {
   uringCancelQueued(): number[];
   uringPrepWritev(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean): boolean;
   uringPrepReadv(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean): boolean;
-  /** Prepares requests [from, to) of a batch: descriptors [write 1/read 0, fd, position, rwflags, id, fixed 1/0] × n; returns the index reached (less than `to` when the SQ is full); a failing request throws with `index`. */
-  uringPrepBatch(descriptors: Float64Array, buffers: ArrayBufferView[][], from: number, to: number): number;
   uringPrepFsync(fd: number, dataOnly: boolean, id: number): boolean;
   uringPrepFallocate(fd: number, mode: number, offset: Offset, length: Offset, id: number): boolean;
   uringPrepFtruncate(fd: number, size: Offset, id: number): boolean;

@@ -133,11 +133,10 @@ Napi::Error NotOwnedError(Napi::Env env) {
   return error;
 }
 
-IoBuffers ArgBuffers(const Napi::CallbackInfo& info, size_t index) { return BuffersFrom(info.Env(), info[index]); }
-
-IoBuffers BuffersFrom(Napi::Env env, Napi::Value buffers) {
-  if (!buffers.IsArray()) ThrowType(env, "buffers must be an array of ArrayBufferViews");
-  Napi::Array array = buffers.As<Napi::Array>();
+IoBuffers ArgBuffers(const Napi::CallbackInfo& info, size_t index) {
+  Napi::Env env = info.Env();
+  if (!info[index].IsArray()) ThrowType(env, "buffers must be an array of ArrayBufferViews");
+  Napi::Array array = info[index].As<Napi::Array>();
   uint32_t count = array.Length();
   if (count == 0) ThrowRange(env, "buffers must not be empty");
   if (count > IOV_MAX) ThrowRange(env, "at most " + std::to_string(IOV_MAX) + " buffers per call (IOV_MAX)");

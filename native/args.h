@@ -44,8 +44,6 @@ void ViewSpan(Napi::Value view, uint8_t** data, size_t* length);
 bool GetViewSpan(Napi::Value value, uint8_t** data, size_t* length, bool* detached, bool* shared);
 // An array of 1..IOV_MAX attached, non-empty ArrayBufferViews.
 IoBuffers ArgBuffers(const Napi::CallbackInfo& info, size_t index);
-// The same, for a value that is not an argument (an element of a batch).
-IoBuffers BuffersFrom(Napi::Env env, Napi::Value buffers);
 // The TypeError (code ERR_BUFFER_NOT_OWNED) an async op gives for callerMemory.
 Napi::Error NotOwnedError(Napi::Env env);
 

@@ -11,10 +11,7 @@
 #include <unistd.h>
 #include <uv.h>
 
-#include <climits>
-#include <cmath>
 #include <memory>
-#include <string>
 #include <unordered_map>
 #include <vector>
 
@@ -408,16 +405,24 @@ Napi::Value UringInit(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// One read or write SQE for `id`: false when the SQ is full. fixed: READ_FIXED/
-// WRITE_FIXED on the registered region (one buffer inside it).
-bool PrepRw(Napi::Env env, Ring& ring, bool write, int fd, IoBuffers&& buffers, int64_t position, uint32_t rwflags, uint64_t id, bool fixed) {
+// (fd, buffers[], position, rwflags, id, fixed) → true when queued, false when the SQ is full.
+// fixed: use WRITE_FIXED/READ_FIXED on the registered region (one buffer inside it).
+Napi::Value PrepVectored(const Napi::CallbackInfo& info, bool write) {
+  RequireArgs(info, 6, write ? "uringPrepWritev" : "uringPrepReadv");
+  Ring& ring = RequireRing(info.Env());
+  int fd = ArgFd(info, 0);
+  IoBuffers buffers = ArgBuffers(info, 1);
+  int64_t position = ArgOffset(info, 2, "position");
+  uint32_t rwflags = ArgUint32(info, 3, "flags");
+  uint64_t id = ArgId(info, 4);
+  bool fixed = info[5].ToBoolean();
   if (fixed && (buffers.iov.size() != 1 || !ring.InFixed(buffers.iov[0].iov_base, buffers.iov[0].iov_len))) {
-    throw Napi::RangeError::New(env, "a fixed-buffer request needs one buffer inside the registered region");
+    throw Napi::RangeError::New(info.Env(), "a fixed-buffer request needs one buffer inside the registered region");
   }
   // The kernel reads and writes this memory after we return to JS.
-  if (buffers.callerMemory) throw NotOwnedError(env);
+  if (buffers.callerMemory) throw NotOwnedError(info.Env());
   io_uring_sqe* sqe = ring.Sqe(id);
-  if (!sqe) return false;
+  if (!sqe) return Napi::Boolean::New(info.Env(), false);
   InFlight held{std::move(buffers.keep), std::move(buffers.holds), std::move(buffers.iov)};
   if (fixed) {
     // The kernel refuses RWF_ATOMIC here (EINVAL): the policy layer never asks for it.
@@ -433,70 +438,7 @@ bool PrepRw(Napi::Env env, Ring& ring, bool write, int fd, IoBuffers&& buffers, 
   }
   sqe->rw_flags = static_cast<__kernel_rwf_t>(rwflags);
   ring.Track(sqe, id, std::move(held));
-  return true;
-}
-
-// (fd, buffers[], position, rwflags, id, fixed) → true when queued, false when the SQ is full.
-Napi::Value PrepVectored(const Napi::CallbackInfo& info, bool write) {
-  RequireArgs(info, 6, write ? "uringPrepWritev" : "uringPrepReadv");
-  Ring& ring = RequireRing(info.Env());
-  int fd = ArgFd(info, 0);
-  IoBuffers buffers = ArgBuffers(info, 1);
-  int64_t position = ArgOffset(info, 2, "position");
-  uint32_t rwflags = ArgUint32(info, 3, "flags");
-  uint64_t id = ArgId(info, 4);
-  bool fixed = info[5].ToBoolean();
-  return Napi::Boolean::New(info.Env(), PrepRw(info.Env(), ring, write, fd, std::move(buffers), position, rwflags, id, fixed));
-}
-
-// A batch descriptor: [write (1) or read (0), fd, position, rwflags, id, fixed (1/0)] as doubles.
-constexpr size_t kBatchFields = 6;
-
-// An integer field of a batch descriptor, in [0, max].
-double BatchField(Napi::Env env, const double* d, size_t field, double max, const char* name) {
-  double v = d[field];
-  if (!std::isfinite(v) || v != std::floor(v) || v < 0 || v > max) {
-    throw Napi::RangeError::New(env, std::string("batch ") + name + " must be an integer from 0 to " + std::to_string(static_cast<uint64_t>(max)));
-  }
-  return v;
-}
-
-// (descriptors: Float64Array, buffers: Array<ArrayBufferView[]>, from, to) → the index
-// reached: requests [from, to) are prepared in one call (the reads and writes
-// of one tick, lib/engines/uring.ts); fewer when the SQ is full. A request that
-// fails its checks throws, with `index` set to it: the ones before it are queued.
-Napi::Value PrepBatch(const Napi::CallbackInfo& info) {
-  Napi::Env env = info.Env();
-  RequireArgs(info, 4, "uringPrepBatch");
-  Ring& ring = RequireRing(env);
-  if (!info[0].IsTypedArray() || info[0].As<Napi::TypedArray>().TypedArrayType() != napi_float64_array) {
-    throw Napi::TypeError::New(env, "descriptors must be a Float64Array");
-  }
-  Napi::Float64Array desc = info[0].As<Napi::Float64Array>();
-  if (!info[1].IsArray()) throw Napi::TypeError::New(env, "buffers must be an array");
-  Napi::Array buffers = info[1].As<Napi::Array>();
-  uint32_t from = ArgUint32(info, 2, "from");
-  uint32_t to = ArgUint32(info, 3, "to");
-  if (from > to || to > buffers.Length() || static_cast<size_t>(to) * kBatchFields > desc.ElementLength()) {
-    throw Napi::RangeError::New(env, "batch range outside the descriptors or buffers");
-  }
-  uint32_t i = from;
-  try {
-    for (; i < to; i++) {
-      const double* d = desc.Data() + static_cast<size_t>(i) * kBatchFields;
-      bool write = BatchField(env, d, 0, 1, "op") == 1;
-      int fd = static_cast<int>(BatchField(env, d, 1, INT_MAX, "fd"));
-      int64_t position = static_cast<int64_t>(BatchField(env, d, 2, 9007199254740991.0, "position"));
-      uint32_t rwflags = static_cast<uint32_t>(BatchField(env, d, 3, UINT32_MAX, "rwflags"));
-      uint64_t id = static_cast<uint64_t>(BatchField(env, d, 4, UINT32_MAX, "id"));
-      bool fixed = BatchField(env, d, 5, 1, "fixed") == 1;
-      if (!PrepRw(env, ring, write, fd, BuffersFrom(env, buffers.Get(i)), position, rwflags, id, fixed)) break;
-    }
-  } catch (Napi::Error& e) {
-    e.Set("index", Napi::Number::New(env, i));
-    throw;
-  }
-  return Napi::Number::New(env, i);
+  return Napi::Boolean::New(info.Env(), true);
 }
 
 Napi::Value PrepWritev(const Napi::CallbackInfo& info) { return PrepVectored(info, true); }
@@ -613,7 +555,6 @@ void InitUring(Napi::Env env, Napi::Object exports) {
   exports.Set("uringInit", Napi::Function::New(env, UringInit, "uringInit"));
   exports.Set("uringPrepWritev", Napi::Function::New(env, PrepWritev, "uringPrepWritev"));
   exports.Set("uringPrepReadv", Napi::Function::New(env, PrepReadv, "uringPrepReadv"));
-  exports.Set("uringPrepBatch", Napi::Function::New(env, PrepBatch, "uringPrepBatch"));
   exports.Set("uringPrepFsync", Napi::Function::New(env, PrepFsync, "uringPrepFsync"));
   exports.Set("uringPrepFallocate", Napi::Function::New(env, PrepFallocate, "uringPrepFallocate"));
   exports.Set("uringPrepFtruncate", Napi::Function::New(env, PrepFtruncate, "uringPrepFtruncate"));
