@@ -9,6 +9,7 @@ import { selectEngine } from './engines/select';
 import { OdirectError, UnsupportedError, withContext, type ErrorContext } from './errors';
 import { FileContext } from './execute/context';
 import { performRead } from './execute/read';
+import { readSyncRoute, writeSyncRoute } from './execute/sync';
 import { performWrite } from './execute/write';
 import { writeBackAndDrop } from './execute/writeback';
 import { resolveOpenOptions, resolveWriteOptions, type ResolvedOpen, type ResolvedWrite } from './options';
@@ -179,11 +180,8 @@ export class DirectFile {
       const pos = checkPosition(position);
       const signal = checkSignal(checkOptions<ReadOptions>(options, 'options').signal, 'options.signal');
       checkEnd(pos, target.byteLength);
-      return {
-        context: { path: this.path, position: pos, length: target.byteLength },
-        counted: true,
-        run: () => abortable(`read ${this.path} at ${pos}`, signal, () => performRead(this.file, { into: target, position: pos }, this.stats)),
-      };
+      // Counted in flight and given its error context by execute/read.ts.
+      return () => abortable(`read ${this.path} at ${pos}`, signal, () => performRead(this.file, { into: target, position: pos }, this.stats));
     });
   }
 
@@ -220,6 +218,36 @@ export class DirectFile {
       counted: true,
       run: async () => toStat(await native.statx(this.file.fd)),
     }));
+  }
+
+  /**
+   * write(), synchronously (as fs.writeSync): the same route (decideWrite), done
+   * with pwritev2 on this thread, for start-up code and depth-1 paths. Returns
+   * the bytes written. It never waits: if async I/O that it must be ordered
+   * with is in flight (a write to an overlapping range, or, when it extends the
+   * file, any I/O; a truncate or close under way) it throws OdirectError
+   * ERR_SYNC_CONFLICT before any I/O. Routes through the page cache (cache
+   * modes, fallback, a read-modify-write past EOF) and a direct write that
+   * comes back short are not done synchronously: UnsupportedError
+   * ERR_SYNC_UNSUPPORTED (use write()). execute/sync.ts.
+   */
+  writeSync(data: Uint8Array, position: number, options?: WriteOptions): number {
+    const chunk = checkBytes(data, 'data');
+    const pos = checkPosition(position);
+    const w = resolveWriteOptions(options);
+    checkEnd(pos, chunk.byteLength);
+    this.checkOpen('write');
+    const request: WriteRequest = { chunks: [chunk], position: pos, length: chunk.byteLength, atomic: w.atomic, cache: w.cache, dsync: w.dsync };
+    return writeSyncRoute(this.file, request, this.stats);
+  }
+
+  /** read(), synchronously (as fs.readSync): preadv2 on this thread, same route and rules as writeSync. */
+  readSync(into: Uint8Array, position: number): number {
+    const target = checkBytes(into, 'into');
+    const pos = checkPosition(position);
+    checkEnd(pos, target.byteLength);
+    this.checkOpen('open');
+    return readSyncRoute(this.file, { into: target, position: pos }, this.stats);
   }
 
   // ---- whole-file operations -----------------------------------------------
@@ -334,20 +362,34 @@ export class DirectFile {
    * truncate are ordered by the gate itself), and a kernel error gets the path
    * and range it happened at.
    */
-  private async call<T>(access: Access, prepare: () => Call<T> | (() => Promise<T>)): Promise<T> {
-    const prepared = prepare();
-    if (this.closing) throw new OdirectError('EBADF', `EBADF: ${this.path} is closed`, { errno: EBADF, path: this.path });
-    if (access === 'write' && this.readOnly) {
-      throw new OdirectError('EBADF', `EBADF: ${this.path} was opened read-only`, { errno: EBADF, path: this.path });
+  private call<T>(access: Access, prepare: () => Call<T> | (() => Promise<T>)): Promise<T> {
+    // Not async for the bare-function form: its promise is the caller's, without
+    // the extra microtask steps an async wrapper adds (the fast path, issue 14).
+    try {
+      const prepared = prepare();
+      this.checkOpen(access);
+      if (typeof prepared === 'function') return prepared();
+      return this.runCall(prepared);
+    } catch (err) {
+      return Promise.reject(err);
     }
-    if (typeof prepared === 'function') return prepared();
-    const { context, counted, run: io } = prepared;
+  }
+
+  private async runCall<T>({ context, counted, run: io }: Call<T>): Promise<T> {
     const run = counted ? () => this.file.gate.run(io) : io;
     if (!context) return run();
     try {
       return await run();
     } catch (err) {
       throw withContext(err, context);
+    }
+  }
+
+  /** Throws EBADF when the handle is closed (or read-only, for `write` access). */
+  private checkOpen(access: Access): void {
+    if (this.closing) throw new OdirectError('EBADF', `EBADF: ${this.path} is closed`, { errno: EBADF, path: this.path });
+    if (access === 'write' && this.readOnly) {
+      throw new OdirectError('EBADF', `EBADF: ${this.path} was opened read-only`, { errno: EBADF, path: this.path });
     }
   }
 }

@@ -49,7 +49,7 @@ needs root), against fio, node:fs and (for atomic writes) a C liburing reference
                      regular expression (/re/ or anything with regex characters); repeatable,
                      comma-separated
   --fs LIST          filesystems to make: ext4,xfs (default both)
-  --contenders LIST  odirect-uring,odirect-threadpool,fio,c-ref,node-fs,cp (default all)
+  --contenders LIST  odirect-uring,odirect-threadpool,odirect-sync,fio,c-ref,node-fs,cp (default all)
   --dir PATH         run on the filesystem of PATH (a temp subdirectory is made there and
                      removed); nothing is made or mounted
   --file-mib N       size of the laid-out file (default 1024; 256 with --quick)

@@ -138,7 +138,7 @@ export function renderTable(rows: readonly RowRecord[]): string {
 }
 
 function contenderName(c: string): string {
-  return c === 'odirect-uring' ? 'odirect uring' : c === 'odirect-threadpool' ? 'odirect thread pool' : c;
+  return c === 'odirect-uring' ? 'odirect uring' : c === 'odirect-threadpool' ? 'odirect thread pool' : c === 'odirect-sync' ? 'odirect sync' : c;
 }
 
 /* ---------------------------------------------------------------------------------------- */

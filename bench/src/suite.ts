@@ -9,7 +9,7 @@ import { isInterrupted } from './cleanup';
 import { runCRef } from './contenders/cref';
 import { runFio } from './contenders/fio';
 import { runNodeFs } from './contenders/nodefs';
-import { runOdirect } from './contenders/odirect';
+import { runOdirect, runOdirectSync } from './contenders/odirect';
 import { runCopy, runReplace } from './contenders/streams';
 import { cachedPages, type ToolReport } from './environment';
 import type { BenchOptions } from './options';
@@ -180,6 +180,8 @@ function runContender(c: ContenderId, ctx: RunContext): Promise<RunResult> {
       return runOdirect('uring', ctx);
     case 'odirect-threadpool':
       return runOdirect('threadpool', ctx);
+    case 'odirect-sync':
+      return runOdirectSync(ctx);
     case 'fio':
       return runFio(ctx);
     case 'c-ref':

@@ -74,20 +74,24 @@ export function selectWorkloads(filters: readonly RegExp[], fsNames: readonly st
   return picked;
 }
 
-export type ContenderId = 'odirect-uring' | 'odirect-threadpool' | 'fio' | 'c-ref' | 'node-fs' | 'cp';
-export const CONTENDERS: readonly ContenderId[] = ['odirect-uring', 'odirect-threadpool', 'fio', 'c-ref', 'node-fs', 'cp'];
+export type ContenderId = 'odirect-uring' | 'odirect-threadpool' | 'odirect-sync' | 'fio' | 'c-ref' | 'node-fs' | 'cp';
+export const CONTENDERS: readonly ContenderId[] = ['odirect-uring', 'odirect-threadpool', 'odirect-sync', 'fio', 'c-ref', 'node-fs', 'cp'];
 
 export function isOdirect(c: ContenderId): boolean {
-  return c === 'odirect-uring' || c === 'odirect-threadpool';
+  return c === 'odirect-uring' || c === 'odirect-threadpool' || c === 'odirect-sync';
 }
 
-/** Contenders that have a row for this workload (c-ref only for the atomic row, cp only for the copy, no fio for issue 13's rows). */
+/**
+ * Contenders that have a row for this workload (c-ref only for the atomic row, cp only for the copy, no fio for issue 13's rows,
+ * odirect-sync (DirectFile.writeSync/readSync) only for the depth-1 direct rows on the shared file).
+ */
 export function contendersFor(workload: Workload, only?: readonly string[]): ContenderId[] {
   const whole = workload.kind === 'copy' || workload.kind === 'replace';
   return CONTENDERS.filter(
     (c) =>
       (c !== 'c-ref' || workload.atomic) &&
       (c !== 'cp' || workload.kind === 'copy') &&
+      (c !== 'odirect-sync' || (workload.depth === 1 && (workload.kind === 'random' || workload.kind === 'sequential'))) &&
       (c !== 'fio' || !whole) &&
       (!only || only.includes(c)),
   );
@@ -104,6 +108,8 @@ export function contenderLabel(c: ContenderId, workload: Workload): string {
       if (workload.kind === 'copy') return 'odirect streams, thread pool';
       if (workload.kind === 'replace') return 'odirect replaceFile, thread pool';
       return 'odirect thread pool';
+    case 'odirect-sync':
+      return 'odirect writeSync/readSync';
     case 'fio':
       if (workload.kind === 'cached') return 'fio psync buffered';
       return workload.depth === 1 ? 'fio psync' : 'fio io_uring';

@@ -45,6 +45,11 @@ export class FileContext {
     return this.bufferedFd;
   }
 
+  /** The fd for a buffered read without opening one: the main fd when it is not O_DIRECT, else undefined. */
+  bufferedFdNow(): number | undefined {
+    return this.openFlags & C.O_DIRECT ? undefined : this.fd;
+  }
+
   /** Closes the second, buffered fd if one was opened (it may never have opened: then nothing to close). */
   async closeBuffered(): Promise<void> {
     const buffered = this.bufferedFd ? await this.bufferedFd.catch(() => -1) : -1;

@@ -2,30 +2,88 @@
 import { assertViewUnchanged } from '../engines/caller-memory';
 import { bouncePool } from '../mechanisms/bounce-pool';
 import { countRead, decideRead, readNeedsSize, type ReadRequest, type ReadRoute } from '../policies/route';
+import { withContext } from '../errors';
 import type { FileStats } from '../types';
 import type { FileContext } from './context';
 
 const EIO = 5;
 
-/** Reads into `request.into` at `request.position`; bytes read (fewer at end of file). Refusals throw before any I/O. */
-export async function performRead(file: FileContext, request: ReadRequest, stats: FileStats): Promise<number> {
+/**
+ * Reads into `request.into` at `request.position`; bytes read (fewer at end of
+ * file). Counted in flight (truncate and close wait for it); a kernel error gets
+ * the path and range. Refusals reject before any I/O.
+ */
+export function performRead(file: FileContext, request: ReadRequest, stats: FileStats): Promise<number> {
+  // The fast path: inside the size this handle knows (no statx), aligned, no
+  // barrier up: from the call to the SQE with the engine's request only, settled
+  // one step after the engine's promise.
+  if (!readNeedsSize(request, file.facts, file.size.value)) {
+    const route = decideRead(request, file.facts, undefined);
+    if (route.kind === 'direct' && route.length === request.into.byteLength && file.gate.tryEnter()) {
+      let read: Promise<number>;
+      try {
+        read = file.io.readv(file.fd, [request.into], request.position, 0);
+      } catch (err) {
+        file.gate.leave();
+        return Promise.reject(readError(file, request, err));
+      }
+      return read.then(
+        (n) => {
+          countRead(stats, DIRECT_ATTEMPT, n);
+          file.gate.leave();
+          return n;
+        },
+        (err: unknown) => {
+          if ((err as { errno?: number }).errno !== EIO) {
+            file.gate.leave();
+            throw readError(file, request, err);
+          }
+          return retryClamped(file, request, route, err, stats).then(
+            (n) => (file.gate.leave(), n),
+            (failed: unknown) => {
+              file.gate.leave();
+              throw readError(file, request, failed);
+            },
+          );
+        },
+      );
+    }
+  }
+  return file.gate.run(() => readOrdered(file, request, stats)).catch((err: unknown) => {
+    throw readError(file, request, err);
+  });
+}
+
+const DIRECT_ATTEMPT: ReadRoute['kind'][] = ['direct'];
+
+function readError(file: FileContext, request: ReadRequest, err: unknown): unknown {
+  return withContext(err, { path: file.path, position: request.position, length: request.into.byteLength });
+}
+
+async function readOrdered(file: FileContext, request: ReadRequest, stats: FileStats): Promise<number> {
   const size = readNeedsSize(request, file.facts, file.size.value) ? file.statSize() : undefined;
   const route = decideRead(request, file.facts, size);
   if (route.kind === 'refused') throw route.error;
-  const attempts: ReadRoute['kind'][] = [route.kind];
   let n: number;
   try {
     n = await executeRead(file, request, route);
   } catch (err) {
-    // The size this handle knows can be stale (another handle cut the file):
-    // if the read ran past the block holding EOF, ask again, clamped, once.
     if ((err as { errno?: number }).errno !== EIO || route.kind === 'buffered') throw err;
-    const clamped = decideRead(request, file.facts, file.statSize());
-    if (clamped.kind === 'refused' || clamped.length >= route.length) throw err;
-    attempts.push(clamped.kind);
-    n = await executeRead(file, request, clamped);
+    return retryClamped(file, request, route, err, stats);
   }
-  countRead(stats, attempts, n);
+  countRead(stats, [route.kind], n);
+  return n;
+}
+
+/**
+ * The size this handle knows can be stale (another handle cut the file): if
+ * the read ran past the block holding EOF, ask again, clamped, once.
+ */
+async function retryClamped(file: FileContext, request: ReadRequest, route: Exclude<ReadRoute, { kind: 'refused' | 'buffered' }>, err: unknown, stats: FileStats): Promise<number> {
+  const clamped = decideRead(request, file.facts, file.statSize());
+  if (clamped.kind === 'refused' || clamped.length >= route.length) throw err;
+  const n = await executeRead(file, request, clamped);
+  countRead(stats, [route.kind, clamped.kind], n);
   return n;
 }
 

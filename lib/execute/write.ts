@@ -21,10 +21,18 @@ import { finishBuffered, skipBytes } from './fallback';
 type Route<K extends WriteRoute['kind']> = Extract<WriteRoute, { kind: K }>;
 type Executor<K extends WriteRoute['kind']> = (file: FileContext, request: WriteRequest, route: Route<K>) => Promise<WriteOutcome>;
 
-/** Decides, orders, executes and counts one write. Refusals throw before any I/O. */
-export async function performWrite(file: FileContext, request: WriteRequest, stats: FileStats): Promise<WriteResult> {
+/** Decides, orders, executes and counts one write. Refusals reject before any I/O. */
+export function performWrite(file: FileContext, request: WriteRequest, stats: FileStats): Promise<WriteResult> {
   const decided = decideWrite(request, file.facts, file.size.value);
-  if (decided.kind === 'refused') throw decided.error;
+  if (decided.kind === 'refused') return Promise.reject(decided.error);
+  if (decided.kind === 'direct') {
+    const fast = writeDirectFast(file, request, decided, stats);
+    if (fast) return fast;
+  }
+  return performOrdered(file, request, decided, stats);
+}
+
+async function performOrdered(file: FileContext, request: WriteRequest, decided: Exclude<WriteRoute, { kind: 'refused' }>, stats: FileStats): Promise<WriteResult> {
   const end = request.position + request.length;
   const outcome = await file.gate.write(decided.reach, end, async (knownSize) => {
     let size = knownSize;
@@ -37,14 +45,77 @@ export async function performWrite(file: FileContext, request: WriteRequest, sta
       return await execute(file, request, route);
     } catch (err) {
       if (route.kind === 'refused') throw err;
-      const failed = withContext(err, { path: file.path, position: request.position, length: request.length }, request.atomic ? AtomicWriteError : OdirectError);
       // A failed or short extending write leaves nothing past the old end of file.
+      const failed = writeError(file, request, err);
       if (route.reach > size) await file.truncateBack(size, failed);
       throw failed;
     }
   });
   countWrite(stats, outcome, request.length);
+  return writeResult(request, outcome);
+}
+
+function writeResult(request: WriteRequest, outcome: WriteOutcome): WriteResult {
   return { bytesWritten: request.length, path: outcome.kind === 'buffered' || outcome.kind === 'fallback' ? 'buffered' : 'direct' };
+}
+
+function writeError(file: FileContext, request: WriteRequest, err: unknown): unknown {
+  return withContext(err, { path: file.path, position: request.position, length: request.length }, request.atomic ? AtomicWriteError : OdirectError);
+}
+
+/**
+ * The `direct` route's executor when nothing needs waiting for: not extending
+ * (no statx, no ordering behind other extending writes), not atomic, a shared
+ * range and no exclusive request held or waiting (so the range lock cannot make
+ * it wait), no barrier (truncate, close) up. From the call to the SQE it then
+ * allocates only the engine's request, and its promise settles one step after
+ * the engine's. Undefined when any of that does not hold: the ordinary path
+ * (performOrdered) runs the same route with the same executor's rules.
+ */
+function writeDirectFast(file: FileContext, request: WriteRequest, route: Route<'direct'>, stats: FileStats): Promise<WriteResult> | undefined {
+  const { lock } = route;
+  if (route.atomic !== undefined || lock.exclusive || route.reach > file.size.value) return undefined;
+  const hold = file.locks.holdShared(lock.start, lock.end);
+  if (hold === undefined) return undefined;
+  if (!file.gate.tryEnter()) {
+    file.locks.drop(hold);
+    return undefined;
+  }
+  let written: Promise<number>;
+  try {
+    written = file.io.writev(file.fd, request.chunks as Uint8Array[], request.position, route.rwflags);
+  } catch (err) {
+    file.locks.drop(hold);
+    file.gate.leave();
+    return Promise.reject(writeError(file, request, err));
+  }
+  return written.then(
+    (n) => {
+      file.locks.drop(hold);
+      if (n === request.length) {
+        countWrite(stats, DONE.direct, request.length);
+        file.gate.leave();
+        return { bytesWritten: request.length, path: 'direct' };
+      }
+      // Short (RLIMIT_FSIZE, ENOSPC part way): the rest through the fallback, still counted in flight.
+      return finishDirect(file, request, route, n).then(
+        (outcome) => {
+          countWrite(stats, outcome, request.length);
+          file.gate.leave();
+          return writeResult(request, outcome);
+        },
+        (err: unknown) => {
+          file.gate.leave();
+          throw writeError(file, request, err);
+        },
+      );
+    },
+    (err: unknown) => {
+      file.locks.drop(hold);
+      file.gate.leave();
+      throw writeError(file, request, err);
+    },
+  );
 }
 
 function execute(file: FileContext, request: WriteRequest, route: Exclude<WriteRoute, { kind: 'refused' }>): Promise<WriteOutcome> {

@@ -18,6 +18,11 @@ export class OrderingGate {
     return this.issued;
   }
 
+  /** A truncate or close is waiting or running: I/O issued now must come after it. */
+  get barred(): boolean {
+    return this.barrier !== undefined;
+  }
+
   /** Counts `io` from now until it settles. No await before the count when no barrier is up. */
   async run<T>(io: () => Promise<T>): Promise<T> {
     while (this.barrier) await this.barrier;
@@ -25,8 +30,24 @@ export class OrderingGate {
     try {
       return await io();
     } finally {
-      if (--this.issued === 0) for (const wake of this.idleWaiters.splice(0)) wake();
+      this.leave();
     }
+  }
+
+  /**
+   * The fast path's count (execute/write.ts, execute/read.ts): counts one I/O in
+   * flight at once and returns true, or returns false while a barrier (truncate,
+   * close) is up, when the caller takes the ordinary path and waits. Each true
+   * is matched by one leave() when the I/O settles.
+   */
+  tryEnter(): boolean {
+    if (this.barrier) return false;
+    this.issued++;
+    return true;
+  }
+
+  leave(): void {
+    if (--this.issued === 0) for (const wake of this.idleWaiters.splice(0)) wake();
   }
 
   /**

@@ -16,6 +16,8 @@ interface Entry {
 }
 
 export type Release = () => void;
+/** An opaque shared hold from holdShared(), given back with drop(). */
+export type Hold = object;
 
 export class RangeLock {
   private entries = new Set<Entry>();
@@ -35,12 +37,43 @@ export class RangeLock {
     }
     this.entries.add(entry);
     if (exclusive) this.exclusiveCount++;
-    const release: Release = () => {
-      if (!this.entries.delete(entry)) return;
-      if (entry.exclusive) this.exclusiveCount--;
-      if (entry.waiters) for (const wake of entry.waiters) wake();
-    };
+    const release: Release = () => this.drop(entry);
     return waits.length === 0 ? release : Promise.all(waits).then(() => release);
+  }
+
+  /**
+   * The fast path's hold (execute/write.ts): a shared hold on [start, end) when
+   * no exclusive request is held or waiting, so nothing can conflict; undefined
+   * otherwise (then acquire() decides). No closure, no promise: the entry is the
+   * token, given back with drop(). It is still registered, so an exclusive
+   * request that comes later waits for it.
+   */
+  holdShared(start: number, end: number): Hold | undefined {
+    if (this.exclusiveCount > 0) return undefined;
+    const entry: Entry = { start, end, exclusive: false };
+    this.entries.add(entry);
+    return entry;
+  }
+
+  /**
+   * Whether a request for [start, end) would wait now: an overlapping entry
+   * (held or waiting) that conflicts with it. The synchronous API refuses
+   * rather than wait (DirectFile.writeSync).
+   */
+  conflicts(start: number, end: number, exclusive: boolean): boolean {
+    if (!exclusive && this.exclusiveCount === 0) return false;
+    for (const other of this.entries) {
+      if (other.start < end && start < other.end && (exclusive || other.exclusive)) return true;
+    }
+    return false;
+  }
+
+  /** Gives back a hold (a second drop is a no-op) and wakes the requests that waited for it. */
+  drop(hold: Hold): void {
+    const entry = hold as Entry;
+    if (!this.entries.delete(entry)) return;
+    if (entry.exclusive) this.exclusiveCount--;
+    if (entry.waiters) for (const wake of entry.waiters) wake();
   }
 }
 

@@ -2,6 +2,8 @@
 import { alignedBuffer, open, type DirectFile } from '../library';
 import type { EngineName, WriteOptions } from '../library';
 import { cpuSince, drive, offsetSource, randomBuffers, STOP } from '../drive';
+import { isInterrupted } from '../cleanup';
+import { LatencyRecorder } from '../stats';
 import type { RunContext, RunResult } from '../types';
 
 function statsDetails(f: DirectFile, buffered: number): Record<string, unknown> {
@@ -102,6 +104,47 @@ async function cached(engine: EngineName, ctx: RunContext): Promise<RunResult> {
       notes.push(`${f.stats.bufferedFallback} writes took the buffered-fallback path (written back and dropped each time)`);
     }
     return { ...r, seconds, cpu, notes, details: { ...statsDetails(f, r.ops), writeSeconds: r.seconds } };
+  } finally {
+    await f.close();
+  }
+}
+
+/**
+ * DirectFile.writeSync / readSync at depth 1 on the shared file (issue 14): one
+ * call after another on this thread, no event-loop wake-up between them. The
+ * loop yields to the event loop every 64 calls so a signal can stop it.
+ */
+export async function runOdirectSync(ctx: RunContext): Promise<RunResult> {
+  const w = ctx.workload;
+  if (w.depth !== 1 || (w.kind !== 'random' && w.kind !== 'sequential')) throw new Error('odirect-sync runs the depth-1 shared-file rows only');
+  const f = await open(ctx.target.sharedFile, { engine: 'uring', readOnly: w.op === 'read' });
+  try {
+    const notes: string[] = [];
+    const [buffer] = randomBuffers(1, () => alignedBuffer(w.bs));
+    const nextOffset = offsetSource(w.kind, ctx.target.fileSize, w.bs);
+    const options: WriteOptions | undefined = w.dsync || w.atomic ? { dsync: w.dsync || undefined, atomic: w.atomic || undefined } : undefined;
+    const lat = new LatencyRecorder();
+    const cpuStart = process.cpuUsage();
+    const start = process.hrtime.bigint();
+    const deadline = start + BigInt(Math.round(ctx.seconds * 1e9));
+    let ops = 0;
+    let bytes = 0;
+    for (;;) {
+      if (process.hrtime.bigint() >= deadline || isInterrupted()) break;
+      for (let i = 0; i < 64; i++) {
+        const t0 = process.hrtime.bigint();
+        const n = w.op === 'read' ? f.readSync(buffer!, nextOffset()) : f.writeSync(buffer!, nextOffset(), options);
+        lat.add(Number(process.hrtime.bigint() - t0));
+        if (n !== w.bs) throw new Error(`short ${w.op}: ${n} of ${w.bs} bytes`);
+        ops++;
+        bytes += n;
+      }
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+    const seconds = Number(process.hrtime.bigint() - start) / 1e9;
+    const cpu = cpuSince(cpuStart);
+    const [p50, p99] = lat.percentiles([50, 99]);
+    return { ops, bytes, seconds, p50Ns: p50 ?? null, p99Ns: p99 ?? null, cpu, notes, details: statsDetails(f, 0) };
   } finally {
     await f.close();
   }
