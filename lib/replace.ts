@@ -14,6 +14,11 @@
 // 5. fsync of the directory: the rename itself is durable before we resolve.
 //    Without it a crash can bring back the old version after we said the new
 //    one was written (measured in test/replace-crash.test.ts).
+// 6. fsync of the new file, after the directory's: on XFS a directory fsync
+//    can return 0 when a shutdown (crash, log I/O error) aborted the log write
+//    holding the rename, so the rename is lost though fsync said it was
+//    durable; a file fsync checks for the shutdown first and fails with EIO.
+//    See docs/replace-durability.md (measured there).
 // The temp file is removed if any step fails. Calls for one path in this
 // process run one after another, so the last call's content is what stays;
 // across processes the last rename wins, and each rename puts a whole file.
@@ -39,9 +44,11 @@ export interface ReplaceFileOptions extends Omit<WriteFileOptions, 'flags' | 'ds
 export interface ReplaceSteps {
   syncData: boolean;
   syncDir: boolean;
+  /** fsync of the new file after the directory's (step 6). Default true. */
+  syncFileAfterDir?: boolean;
 }
 
-const ALL_STEPS: ReplaceSteps = { syncData: true, syncDir: true };
+const ALL_STEPS: ReplaceSteps = { syncData: true, syncDir: true, syncFileAfterDir: true };
 
 /** The calls in flight per path in this process: each waits for the one before. */
 const queues = new Map<string, Promise<unknown>>();
@@ -106,14 +113,38 @@ async function replaceNow(
       await file.close();
     }
     o.signal?.throwIfAborted();
-    await fsp.rename(temp, target).catch((err: unknown) => {
-      throw withContext(err, { path: target });
-    });
-    renamed = true;
-    if (steps.syncDir) await syncDirectory(path.dirname(target));
+    // Opened before the rename so step 6 syncs this file, whatever another
+    // process renames onto the target meanwhile.
+    const renamedFd = steps.syncFileAfterDir !== false ? await openForSync(temp) : undefined;
+    try {
+      await fsp.rename(temp, target).catch((err: unknown) => {
+        throw withContext(err, { path: target });
+      });
+      renamed = true;
+      if (steps.syncDir) await syncDirectory(path.dirname(target));
+      // After the directory fsync, never before: its check for a shutdown
+      // must come after the directory fsync returned (docs/replace-durability.md).
+      if (renamedFd !== undefined) await fsyncFd(renamedFd, target);
+    } finally {
+      if (renamedFd !== undefined) await native.close(renamedFd).catch(() => undefined);
+    }
   } catch (err) {
     if (!renamed) await fsp.unlink(temp).catch(() => undefined);
     throw err;
+  }
+}
+
+async function openForSync(file: string): Promise<number> {
+  return native.open(file, C.O_RDONLY, 0).catch((err: unknown) => {
+    throw withContext(err, { path: file });
+  });
+}
+
+async function fsyncFd(fd: number, where: string): Promise<void> {
+  try {
+    await native.fsync(fd);
+  } catch (err) {
+    throw withContext(err, { path: where }) as OdirectError;
   }
 }
 
