@@ -46,6 +46,8 @@ export interface ReplaceSteps {
   syncDir: boolean;
   /** fsync of the new file after the directory's (step 6). Default true. */
   syncFileAfterDir?: boolean;
+  /** Tests only: runs right after the rename, before the syncs (where a test shuts the filesystem down). */
+  afterRename?: () => Promise<void>;
 }
 
 const ALL_STEPS: ReplaceSteps = { syncData: true, syncDir: true, syncFileAfterDir: true };
@@ -113,20 +115,25 @@ async function replaceNow(
       await file.close();
     }
     o.signal?.throwIfAborted();
-    // Opened before the rename so step 6 syncs this file, whatever another
-    // process renames onto the target meanwhile.
-    const renamedFd = steps.syncFileAfterDir !== false ? await openForSync(temp) : undefined;
+    // Both opened before the rename: step 6 then syncs this file whatever
+    // another process renames onto the target meanwhile, and no open (which
+    // fails with EIO once the filesystem is down) sits between rename and sync.
+    const dir = path.dirname(target);
+    const dirFd = steps.syncDir ? await openForSync(dir, C.O_RDONLY | C.O_DIRECTORY) : undefined;
+    let renamedFd: number | undefined;
     try {
+      if (steps.syncFileAfterDir !== false) renamedFd = await openForSync(temp, C.O_RDONLY);
       await fsp.rename(temp, target).catch((err: unknown) => {
         throw withContext(err, { path: target });
       });
       renamed = true;
-      if (steps.syncDir) await syncDirectory(path.dirname(target));
+      await steps.afterRename?.();
+      if (dirFd !== undefined) await fsyncFd(dirFd, dir);
       // After the directory fsync, never before: its check for a shutdown
       // must come after the directory fsync returned (docs/replace-durability.md).
       if (renamedFd !== undefined) await fsyncFd(renamedFd, target);
     } finally {
-      if (renamedFd !== undefined) await native.close(renamedFd).catch(() => undefined);
+      for (const fd of [renamedFd, dirFd]) if (fd !== undefined) await native.close(fd).catch(() => undefined);
     }
   } catch (err) {
     if (!renamed) await fsp.unlink(temp).catch(() => undefined);
@@ -134,8 +141,8 @@ async function replaceNow(
   }
 }
 
-async function openForSync(file: string): Promise<number> {
-  return native.open(file, C.O_RDONLY, 0).catch((err: unknown) => {
+async function openForSync(file: string, flags: number): Promise<number> {
+  return native.open(file, flags, 0).catch((err: unknown) => {
     throw withContext(err, { path: file });
   });
 }
