@@ -4,17 +4,24 @@
 // transfer, detach or collection in JS never frees memory the kernel uses.
 // Where the runtime refuses external memory (V8's sandbox: Electron, future
 // Node) it is a SharedArrayBuffer instead, which cannot be detached.
+import { constants } from 'node:buffer';
+import { OdirectError, withContext } from './errors';
 import { native } from './native';
-import { checkPosition, rangeError } from './validate';
+import { checkPosition, rangeError, typeError } from './validate';
 
 const DEFAULT_ALIGNMENT = 4096;
+const BUFFER_MAX_LENGTH = constants.MAX_LENGTH;
 
 export function isPowerOfTwo(n: number): boolean {
   return Number.isSafeInteger(n) && n > 0 && (n & (n - 1)) === 0;
 }
 
-/** True when the view's first byte sits at a multiple of `alignment`. */
+/** True when the view's first byte sits at a multiple of `alignment` (0 or 1: no requirement). */
 export function isMemoryAligned(view: ArrayBufferView, alignment: number): boolean {
+  // Checked here, so that bad input is an ArgumentError rather than the addon's TypeError/RangeError.
+  if (!ArrayBuffer.isView(view)) throw typeError('view', 'an ArrayBufferView (Buffer, TypedArray or DataView)', view);
+  if (typeof alignment !== 'number') throw typeError('alignment', 'a number', alignment);
+  if (alignment !== 0 && !isPowerOfTwo(alignment)) throw rangeError('alignment', 'a power of two (or 0)', alignment);
   return alignment <= 1 || native.addressModulo(view, alignment) === 0;
 }
 
@@ -46,12 +53,25 @@ export function alignedBuffer(size: number, alignment = DEFAULT_ALIGNMENT): Buff
   if (!isPowerOfTwo(alignment) || alignment > 1 << 20) {
     throw rangeError('alignment', 'a power of two no larger than 1 MiB', alignment);
   }
-  const external = native.allocOwned(size, alignment);
+  // Past this a Buffer cannot view it (Buffer.from's refusal would be a plain RangeError).
+  if (size > BUFFER_MAX_LENGTH - alignment) throw rangeError('size', `at most ${BUFFER_MAX_LENGTH - alignment} with alignment ${alignment}`, size);
+  let external: ArrayBuffer | undefined;
+  try {
+    external = native.allocOwned(size, alignment);
+  } catch (err) {
+    throw withContext(err, { length: size }); // ENOMEM from posix_memalign: an OdirectError
+  }
   if (external) {
     ownedArrayBuffers.add(external);
     return Buffer.from(external, 0, size);
   }
-  const shared = Buffer.from(new SharedArrayBuffer(size + alignment));
+  let sharedMemory: SharedArrayBuffer;
+  try {
+    sharedMemory = new SharedArrayBuffer(size + alignment);
+  } catch (err) {
+    throw new OdirectError('ENOMEM', `cannot allocate ${size + alignment} bytes for an aligned buffer: ${(err as Error).message}`, { cause: err });
+  }
+  const shared = Buffer.from(sharedMemory);
   const skip = (alignment - native.addressModulo(shared, alignment)) % alignment;
   return shared.subarray(skip, skip + size);
 }

@@ -1,8 +1,9 @@
-// The compiled addon, typed. node-gyp-build loads prebuilds/ (prebuildify
-// --napi --strip) and falls back to build/Release; the package root is one
+// The compiled addon, typed. node-gyp-build loads build/Release, or else the
+// prebuild in prebuilds/ (prebuildify --napi --tag-libc); the package root is one
 // level up from both lib/ (sources, under vitest) and dist/ (compiled).
 import { createRequire } from 'node:module';
 import * as path from 'node:path';
+import { OdirectError } from './errors';
 
 export interface NativeStatx {
   mask: number;
@@ -129,7 +130,24 @@ export type NativeConstant =
 const requireHere = createRequire(__filename);
 const loadBinding = requireHere('node-gyp-build') as (dir: string) => unknown;
 
+/** node-gyp-build, with what to do when there is neither a matching prebuild nor a build. */
+function loadAddon(root: string): NativeBinding {
+  try {
+    return loadBinding(root) as NativeBinding;
+  } catch (err) {
+    if (!(err instanceof Error) || !err.message.startsWith('No native build was found')) throw err;
+    throw new OdirectError(
+      'ERR_NATIVE_ADDON_MISSING',
+      `${err.message.trim()}\n` +
+        'odirect ships prebuilds for linux-x64 with glibc >= 2.28; elsewhere its install script builds the addon ' +
+        '(needs a C/C++ toolchain, make and python3). If npm skipped that script (npm 11 asks first: ' +
+        '`npm install-scripts approve odirect`), run `npm rebuild odirect`.',
+      { cause: err },
+    );
+  }
+}
+
 // ODIRECT_ADDON_PATH loads a given build instead (scripts/asan.sh: the sanitizer build in build-asan/).
 const addonPath = process.env.ODIRECT_ADDON_PATH;
-export const native = (addonPath ? requireHere(path.resolve(addonPath)) : loadBinding(path.join(__dirname, '..'))) as NativeBinding;
+export const native = (addonPath ? requireHere(path.resolve(addonPath)) : loadAddon(path.join(__dirname, '..'))) as NativeBinding;
 export const C = native.constants;

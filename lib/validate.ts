@@ -1,4 +1,5 @@
 // Argument checks for the public API: precise messages, thrown before any I/O.
+import { fileURLToPath } from 'node:url';
 import { OdirectError } from './errors';
 import { isShrinkable } from './policies/ownership';
 
@@ -9,6 +10,7 @@ export class ArgumentError extends OdirectError {}
 export const MAX_IO_BYTES = 0x7ffff000;
 
 function describe(value: unknown): string {
+  if (value === undefined) return 'undefined (missing)';
   if (value === null) return 'null';
   if (Array.isArray(value)) return 'an array';
   if (typeof value === 'object') return `an instance of ${value.constructor?.name ?? 'Object'}`;
@@ -83,8 +85,27 @@ export function checkEnum<T extends string>(value: unknown, name: string, allowe
   );
 }
 
+/**
+ * A path as node:fs takes it: a string, a `file:` URL, or a Buffer. A Buffer must hold valid
+ * UTF-8, because the path goes to the addon as a string (a byte path that is not UTF-8 would
+ * name a different file).
+ */
 export function checkPath(value: unknown, name = 'path'): string {
-  if (typeof value !== 'string') throw typeError(name, 'a string', value);
+  if (value instanceof URL) {
+    if (value.protocol !== 'file:') throw new ArgumentError('ERR_INVALID_URL_SCHEME', `${name} must be a file: URL, got ${value.protocol}`);
+    try {
+      value = fileURLToPath(value);
+    } catch (err) {
+      throw new ArgumentError('ERR_INVALID_FILE_URL_PATH', `${name}: ${(err as Error).message}`, { cause: err });
+    }
+  } else if (value instanceof Uint8Array) {
+    const text = Buffer.from(value.buffer, value.byteOffset, value.byteLength).toString('utf8');
+    if (!Buffer.from(text, 'utf8').equals(value)) {
+      throw new ArgumentError('ERR_INVALID_ARG_VALUE', `${name} as a Buffer must be valid UTF-8 (odirect passes paths as strings)`);
+    }
+    value = text;
+  }
+  if (typeof value !== 'string') throw typeError(name, 'a string, a file: URL or a Buffer', value);
   if (value.length === 0) throw new ArgumentError('ERR_INVALID_ARG_VALUE', `${name} must not be empty`);
   if (value.includes('\0')) throw new ArgumentError('ERR_INVALID_ARG_VALUE', `${name} must not contain NUL bytes`);
   return value;

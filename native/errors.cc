@@ -1,13 +1,14 @@
 #include "errors.h"
 
+#include "errno_names.h"
+
 #include <cstring>
 #include <string>
 
 namespace odirect {
 
 Napi::Error ErrnoError(Napi::Env env, int err, const char* syscall) {
-  // strerrorname_np (glibc 2.32) gives the symbolic name: "EINVAL", "EOPNOTSUPP".
-  const char* name = strerrorname_np(err);
+  const char* name = ErrnoName(err);  // "EINVAL", "EOPNOTSUPP"
   std::string code = name ? name : ("E" + std::to_string(err));
   std::string message = code + ": " + strerror(err) + ", " + syscall;
   Napi::Error error = Napi::Error::New(env, message);

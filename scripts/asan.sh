@@ -12,6 +12,7 @@ out="$root/build-asan"
 mkdir -p "$out"
 cp "$root/binding.gyp" "$out/binding.gyp"
 ln -sfn "$root/native" "$out/native"
+ln -sfn "$root/deps" "$out/deps"   # the vendored liburing that binding.gyp builds
 sanitize="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer -g"
 # npm runs node-gyp (its own copy) for a package script, as for build:native.
 echo '{ "name": "odirect-asan-build", "private": true, "scripts": { "build": "node-gyp rebuild" } }' > "$out/package.json"

@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
 # Installs the system packages odirect needs to build and to run its loop-device tests/benchmarks.
+# liburing is not one of them: it is vendored in deps/liburing and built by binding.gyp.
 # Idempotent: prints one line and exits 0 when everything is already present.
 # Not root (or no apt-get): prints what to install and exits 1.
 set -euo pipefail
@@ -21,14 +22,6 @@ need() { # need <package> <what is missing>
 
 have_cmd() { command -v "$1" >/dev/null 2>&1; }
 
-have_static_lib() { # have_static_lib liburing.a
-  local f
-  for f in /usr/lib/*/"$1" /usr/lib/"$1" /usr/lib64/"$1" /usr/local/lib/"$1" /usr/local/lib64/"$1"; do
-    [[ -f "$f" ]] && return 0
-  done
-  return 1
-}
-
 have_cmd mkfs.xfs  || need xfsprogs   "mkfs.xfs"
 have_cmd mkfs.ext4 || need e2fsprogs  "mkfs.ext4"
 have_cmd losetup   || need mount      "losetup"
@@ -38,11 +31,9 @@ have_cmd fio       || need fio        "fio"
 have_cmd g++       || need build-essential "g++"
 have_cmd make      || need build-essential "make"
 have_cmd python3   || need python3    "python3"
-[[ -f /usr/include/liburing.h ]] || need liburing-dev "/usr/include/liburing.h"
-have_static_lib liburing.a       || need liburing-dev "liburing.a"
 
 if [[ ${#missing_pkgs[@]} -eq 0 ]]; then
-  echo "install-deps: all system dependencies present (xfsprogs, e2fsprogs, util-linux, fio, liburing-dev, build tools)"
+  echo "install-deps: all system dependencies present (xfsprogs, e2fsprogs, util-linux, fio, build tools)"
   exit 0
 fi
 

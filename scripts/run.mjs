@@ -1,14 +1,15 @@
 #!/usr/bin/env node
 // `npm test` and `npm run bench`: everything a fresh machine needs, then the job.
-//   1. system packages (xfsprogs, liburing-dev, fio, build tools) via scripts/install-deps.sh.
+//   1. system packages (xfsprogs, fio, build tools) via scripts/install-deps.sh.
 //      Running one of the README's two commands is the request to set the machine up; the
 //      bench itself (`odirect bench`) never installs anything unless given --install.
-//   2. node_modules (npm install from the lockfile) when missing or older than package-lock.json
+//   2. node_modules (npm ci: exactly the lockfile, which it never rewrites) when missing or
+//      older than package-lock.json
 //   3. build: the addon (node-gyp) and the TypeScript (dist/)
 //   4. the job: vitest, or the bench suite
 // Only node built-ins here: this runs before node_modules exists.
 import { spawnSync } from 'node:child_process';
-import { existsSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import { dirname, join } from 'node:path';
 import { fileURLToPath } from 'node:url';
 
@@ -34,7 +35,12 @@ function step(title, cmd, argv) {
 function modulesStale() {
   const marker = join(root, 'node_modules', '.package-lock.json');
   if (!existsSync(marker)) return true;
-  return statSync(join(root, 'package-lock.json')).mtimeMs > statSync(marker).mtimeMs;
+  if (statSync(join(root, 'package-lock.json')).mtimeMs > statSync(marker).mtimeMs) return true;
+  // The mtimes can miss a dependency added by a merge (npm rewrites the marker too, e.g. on
+  // `npm install --package-lock-only`): every direct dependency must also be there.
+  const pkg = JSON.parse(readFileSync(join(root, 'package.json'), 'utf8'));
+  const names = Object.keys({ ...pkg.dependencies, ...pkg.devDependencies });
+  return names.some((name) => !existsSync(join(root, 'node_modules', name, 'package.json')));
 }
 
 if (job !== 'test' && job !== 'bench') {
@@ -45,10 +51,7 @@ if (job !== 'test' && job !== 'bench') {
 step('system packages', 'bash', [join(root, 'scripts', 'install-deps.sh')]);
 // Scripts are ignored here and the addon built explicitly below, so a stale
 // prebuild can never stand in for the code in this checkout.
-// npm install, not npm ci: it installs the locked versions all the same, but npm 11's ci
-// rejects a lockfile made on Linux for lacking other platforms' optional packages
-// ("Missing: @rollup/rollup-darwin-arm64 from lock file").
-if (modulesStale()) step('node modules', 'npm', ['install', '--ignore-scripts', '--no-audit', '--no-fund']);
+if (modulesStale()) step('node modules', 'npm', ['ci', '--ignore-scripts', '--no-audit', '--no-fund']);
 step('build native addon', 'npm', ['run', 'build:native', '--silent']);
 step('build TypeScript', 'npm', ['run', 'build:ts', '--silent']);
 

@@ -359,7 +359,7 @@ describeOnFs('xfs', 'bench atomic row on XFS (software, copy-on-write atomic wri
     const rows = report.rows.filter((x) => x.workload === 'atomic-16k-qd32');
     expect(rows.map((x) => x.contender).sort()).toEqual(['c-ref', 'odirect-threadpool', 'odirect-uring']);
     const ran = rows.filter((x) => x.status === 'ok');
-    // The C reference needs cc and liburing.a (installed by scripts/install-deps.sh); odirect's engines per ENGINES.
+    // The C reference needs cc (installed by scripts/install-deps.sh) and the vendored deps/liburing; odirect's engines per ENGINES.
     expect(ran.map((x) => x.contender)).toEqual(expect.arrayContaining(ENGINES.map((e) => `odirect-${e}`)));
     for (const row of rows.filter((x) => x.status !== 'ok')) expect(row.status, `${row.contender}: ${row.reason}`).toBe('unsupported');
     for (const row of ran) {

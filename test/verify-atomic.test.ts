@@ -168,6 +168,22 @@ describe('verify-atomic arguments', () => {
   });
 });
 
+describeOnFs('ext4', 'verify-atomic rules check cleans up', (mnt) => {
+  // The O_DIRECT open succeeds and the second (buffered) open fails with EMFILE under a
+  // lowered RLIMIT_NOFILE: the first fd and the test file must still go.
+  it('leaks neither the first fd nor its file when the second open fails', () => {
+    const dir = fs.mkdtempSync(path.join(mnt, 'rules-open-'));
+    const child = spawnSync(process.execPath, [path.join(__dirname, 'fixtures', 'rules-second-open-child.cjs'), dir], {
+      encoding: 'utf8',
+      timeout: 30_000,
+    });
+    const out = JSON.parse(child.stdout.trim().split('\n').pop() ?? '{}');
+    expect(out).toEqual({ code: 'EMFILE', leaked: [], left: [] });
+    expect(fs.readdirSync(dir)).toEqual([]);
+    fs.rmSync(dir, { recursive: true });
+  });
+});
+
 describeOnFs('ext4', 'verify-atomic checks on ext4', (mnt) => {
   it('refuses atomic writes with EOPNOTSUPP and writes nothing', async () => {
     const report = await checkAtomicRules(mnt, await probe(mnt));

@@ -10,13 +10,16 @@
  * io-wq workers included). Any failed or short I/O is an
  * error: exit 1 with {"error": ...}, as an atomic write may never be short.
  *
- * Built by the bench (bench/src/contenders/cref.ts):
- *   cc -O2 -Wall -o bench/bin/atomic_ref bench/ref/atomic_ref.c -l:liburing.a
+ * Built by the bench (bench/src/contenders/cref.ts) with the vendored liburing compiled in:
+ *   cc -O2 -Wall -D_GNU_SOURCE -I deps/liburing/src/include -o bench/bin/atomic_ref \
+ *      bench/ref/atomic_ref.c deps/liburing/src/{setup,queue,register,syscall,version}.c
  *
  * Usage: atomic_ref --file PATH --size BYTES [--bs 16384] [--qd 32]
  *                   [--runtime SECONDS] [--atomic 0|1] [--dsync 0|1] [--read]
  */
+#ifndef _GNU_SOURCE
 #define _GNU_SOURCE
+#endif
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>

@@ -28,21 +28,29 @@ function run(file: string, args: string[], timeoutMs = 10_000): { ok: boolean; s
   return { ok: r.status === 0 && !r.error, stdout: r.stdout ?? '', stderr: r.stderr ?? (r.error ? r.error.message : '') };
 }
 
-export function findStaticLiburing(): string | null {
-  const candidates = ['/usr/lib64/liburing.a', '/usr/lib/liburing.a', '/usr/local/lib/liburing.a', '/usr/local/lib64/liburing.a'];
+/** liburing as vendored in deps/liburing: the C reference compiles its sources in. */
+export const VENDORED_LIBURING = path.join(PACKAGE_ROOT, 'deps', 'liburing', 'src');
+export const VENDORED_LIBURING_SOURCES = ['setup.c', 'queue.c', 'register.c', 'syscall.c', 'version.c'].map((f) =>
+  path.join(VENDORED_LIBURING, f),
+);
+
+/** "2.9", from the vendored io_uring_version.h; null when deps/liburing is missing. */
+export function vendoredLiburingVersion(): string | null {
   try {
-    for (const d of fs.readdirSync('/usr/lib')) if (d.includes('-linux-')) candidates.unshift(path.join('/usr/lib', d, 'liburing.a'));
+    const h = fs.readFileSync(path.join(VENDORED_LIBURING, 'include', 'liburing', 'io_uring_version.h'), 'utf8');
+    const major = /IO_URING_VERSION_MAJOR\s+(\d+)/.exec(h)?.[1];
+    const minor = /IO_URING_VERSION_MINOR\s+(\d+)/.exec(h)?.[1];
+    return major && minor ? `${major}.${minor}` : null;
   } catch {
-    // no /usr/lib
+    return null;
   }
-  return candidates.find((f) => fs.existsSync(f)) ?? null;
 }
 
 export interface ToolReport {
   fio: string | null;
   cc: string | null;
-  liburingHeader: boolean;
-  liburingStatic: string | null;
+  /** deps/liburing/src when the vendored liburing is there. */
+  liburing: string | null;
   fincore: string | null;
   missing: string[];
 }
@@ -50,18 +58,16 @@ export interface ToolReport {
 export function checkTools(): ToolReport {
   const fio = findTool('fio');
   const cc = findTool('cc') ?? findTool('gcc');
-  const liburingHeader = fs.existsSync('/usr/include/liburing.h') || fs.existsSync('/usr/local/include/liburing.h');
-  const liburingStatic = findStaticLiburing();
+  const liburing = VENDORED_LIBURING_SOURCES.every((f) => fs.existsSync(f)) ? VENDORED_LIBURING : null;
   const missing: string[] = [];
   if (!fio) missing.push('fio');
   if (!cc) missing.push('cc');
-  if (!liburingHeader) missing.push('liburing.h');
-  if (!liburingStatic) missing.push('liburing.a');
-  return { fio, cc, liburingHeader, liburingStatic, fincore: findTool('fincore'), missing };
+  if (!liburing) missing.push('deps/liburing');
+  return { fio, cc, liburing, fincore: findTool('fincore'), missing };
 }
 
 /**
- * Runs scripts/install-deps.sh (installs fio, xfsprogs, liburing-dev, … with apt-get as root;
+ * Runs scripts/install-deps.sh (installs fio, xfsprogs, … with apt-get as root;
  * idempotent). Returns what it said, or why it did not run.
  */
 export function installMissing(log: (line: string) => void): { ran: boolean; ok: boolean; message: string } {
@@ -84,13 +90,6 @@ export function fioVersion(fio: string | null): { version: string | null; major:
 function firstLine(text: string): string | null {
   const line = text.split('\n')[0]?.trim();
   return line ? line : null;
-}
-
-function dpkgVersion(pkg: string): string | null {
-  const dpkg = findTool('dpkg-query');
-  if (!dpkg) return null;
-  const r = run(dpkg, ['-W', '-f=${Version}', pkg]);
-  return r.ok && r.stdout.trim() ? r.stdout.trim() : null;
 }
 
 export interface MachineInfo {
@@ -144,7 +143,7 @@ export function machineInfo(tools: ToolReport, threadpool: ThreadpoolInfo): Mach
     odirect: odirectVersion,
     fio: { path: tools.fio, version: fioVersion(tools.fio).version },
     cc: tools.cc ? firstLine(run(tools.cc, ['--version']).stdout) : null,
-    liburing: dpkgVersion('liburing-dev') ?? (tools.liburingStatic ? 'present (version unknown)' : null),
+    liburing: tools.liburing ? `${vendoredLiburingVersion() ?? 'unknown version'} (vendored)` : null,
     uvThreadpool: threadpool,
   };
 }

@@ -57,7 +57,7 @@ needs root), against fio, node:fs and (for atomic writes) a C liburing reference
   --append-mib N     size cap of the append rows' log file (default 256; 128 with --quick)
   --out DIR          where <date>.json and <date>.svg go (default bench/results)
   --no-progress      no progress bar on stderr
-  --install          run scripts/install-deps.sh (apt-get, as root) when fio/cc/liburing
+  --install          run scripts/install-deps.sh (apt-get, as root) when fio or cc
                      or the scratch tools are missing; without it nothing is installed
   --no-install       the default: install nothing (kept for old command lines)
   --list             print the row ids and exit

@@ -134,10 +134,21 @@ interface ScratchProbe {
   dontcache: boolean;
 }
 
+/** The name of the scratch file probe() makes (and removes) in a directory, before `<pid>-<random>`. */
+export const PROBE_SCRATCH_PREFIX = '.odirect-probe-';
+
 /** Probes through a fresh file in `dir`: statx of a regular file, O_DIRECT, RWF_DONTCACHE. Removed after. */
 async function probeScratchFile(dir: string): Promise<ScratchProbe> {
-  const scratch = path.join(dir, `.odirect-probe-${process.pid}-${randomBytes(4).toString('hex')}`);
-  const fd = await native.open(scratch, C.O_RDWR | C.O_CREAT | C.O_EXCL, 0o600);
+  const scratch = path.join(dir, `${PROBE_SCRATCH_PREFIX}${process.pid}-${randomBytes(4).toString('hex')}`);
+  let fd: number;
+  try {
+    fd = await native.open(scratch, C.O_RDWR | C.O_CREAT | C.O_EXCL, 0o600);
+  } catch (err) {
+    // Name the file that could not be made, not just the directory (EROFS, EACCES).
+    const named = withContext(err, { path: scratch });
+    if (named instanceof OdirectError) named.message += " (probe's scratch file, made to test O_DIRECT and RWF_DONTCACHE, then removed)";
+    throw named;
+  }
   try {
     const st = await native.statx(fd);
     return { st, openDirectError: await openDirectError(scratch, C.O_RDWR), dontcache: await dontcacheWorks(fd, true) };
@@ -231,9 +242,8 @@ async function probeBlockDevice(target: string, st: NativeStatx, known?: KnownOp
   };
 }
 
-export async function probe(target: string): Promise<Capabilities> {
-  checkPath(target);
-  const resolved = path.resolve(target);
+export async function probe(target: string | URL | Buffer): Promise<Capabilities> {
+  const resolved = path.resolve(checkPath(target));
   try {
     const st = await native.statx(resolved);
     const kind = kindOf(st, resolved);

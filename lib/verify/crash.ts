@@ -34,6 +34,8 @@ export interface CrashOptions {
    * generation is still the one a region must hold at least.
    */
   overlap?: boolean;
+  /** Called after each cycle with the counts so far. */
+  progress?: (soFar: Readonly<CrashReport>) => void;
 }
 
 export interface CrashReport {
@@ -161,6 +163,7 @@ export async function runCrashCycles(target: CrashTarget, options: CrashOptions)
       await h.close();
     }
     report.cycles++;
+    options.progress?.(report);
   }
   return report;
 }

@@ -1,7 +1,8 @@
 // odirect verify-atomic PATH: what the kernel says, whether it keeps its own
 // atomic-write rules, a torn-write hunt, and (--crash) crash cycles. Prints a
-// verdict line; exits 1 on any violation, 2 on bad usage.
+// verdict line; exit statuses in USAGE (EXIT below). Progress goes to stderr.
 import { release } from 'node:os';
+import { parseArgs } from 'node:util';
 import { probe } from '../probe';
 import { makeScratchFs, registerCleanupOnExit, removeScratchFs, type ScratchFs } from '../scratch/scratchfs';
 import type { Capabilities } from '../types';
@@ -23,7 +24,29 @@ export interface VerifyOptions {
   scratchFs: 'xfs' | 'ext4';
   iOwnThisDevice: boolean;
   json: boolean;
+  /** Called as the run goes: at each phase's start, and about once a second (hunt) or per cycle (crash). */
+  onProgress?: (progress: VerifyProgress) => void;
 }
+
+export type VerifyPhase = 'probe' | 'rules' | 'torn hunt, raw path' | 'torn hunt, odirect path' | 'crash cycles' | 'crash cycles, overlapping writers';
+
+export interface VerifyProgress {
+  phase: VerifyPhase;
+  /** Since verifyAtomic() started. */
+  elapsedMs: number;
+  /** Counts so far in this phase (writes, reads, bad reads by class, cycles, …). */
+  counts?: Record<string, number>;
+}
+
+/**
+ * PASS: atomic writes are supported and were all or nothing. UNSUPPORTED: this filesystem
+ * has no atomic writes (the kernel refused them, as it must); nothing was wrong, but nothing
+ * here is atomic either, and a script must not read that as a pass. FAIL: a violation.
+ */
+export type VerifyOutcome = 'PASS' | 'UNSUPPORTED' | 'FAIL';
+
+/** Exit statuses of `odirect verify-atomic`. */
+export const EXIT = { PASS: 0, FAIL: 1, USAGE: 2, UNSUPPORTED: 3 } as const;
 
 export interface VerifyReport {
   path: string;
@@ -36,6 +59,7 @@ export interface VerifyReport {
   /** Crash cycles with every writer writing any of a few regions, so atomic writes to one region overlap. */
   crashOverlap?: CrashReport;
   violations: string[];
+  outcome: VerifyOutcome;
   verdict: string;
 }
 
@@ -56,37 +80,57 @@ const USAGE = `usage: odirect verify-atomic PATH [--seconds N] [--regions N] [--
   --i-own-this-device  allow --crash on PATH's filesystem: it is shut down and remounted, so it
                        must be a dedicated device; '/', and the filesystems of the working
                        directory and of odirect itself, are always refused
+  -h, --help           this text
+
+Progress (phase, elapsed time, counts so far) goes to stderr while it runs; the report and
+the verdict line to stdout.
+
+exit status:
+  0  PASS         atomic writes are supported, and were all or nothing
+  1  FAIL         a violation (a rule not kept, a bad read on odirect's path, a lost write), or an error
+  2              usage error
+  3  UNSUPPORTED  the filesystem has no atomic writes (the kernel refused them, as it must):
+                  nothing to rely on here
 `;
 
 export function parseVerifyArgs(argv: string[]): VerifyOptions | string {
-  const o: VerifyOptions = { seconds: 10, regions: 4, writers: 4, readers: 4, crash: false, cycles: 20, scratchFs: 'xfs', iOwnThisDevice: false, json: false };
-  for (let i = 0; i < argv.length; i++) {
-    const a = argv[i]!;
-    const value = () => {
-      const v = argv[++i];
-      if (v === undefined) throw new Error(`${a} needs a value`);
-      return v;
-    };
-    try {
-      if (a === '--seconds') o.seconds = Number(value());
-      else if (a === '--cycles') o.cycles = Number(value());
-      else if (a === '--regions') o.regions = Number(value());
-      else if (a === '--writers') o.writers = Number(value());
-      else if (a === '--readers') o.readers = Number(value());
-      else if (a === '--crash') o.crash = true;
-      else if (a === '--json') o.json = true;
-      else if (a === '--i-own-this-device') o.iOwnThisDevice = true;
-      else if (a === '--fs') {
-        const fs = value();
-        if (fs !== 'xfs' && fs !== 'ext4') return `--fs must be xfs or ext4, got ${fs}`;
-        o.scratchFs = fs;
-      } else if (a.startsWith('--')) return `unknown option ${a}`;
-      else if (o.path === undefined) o.path = a;
-      else return `one PATH only (got ${o.path} and ${a})`;
-    } catch (err) {
-      return (err as Error).message;
-    }
+  let parsed;
+  try {
+    parsed = parseArgs({
+      args: argv,
+      allowPositionals: true,
+      strict: true,
+      options: {
+        seconds: { type: 'string' },
+        cycles: { type: 'string' },
+        regions: { type: 'string' },
+        writers: { type: 'string' },
+        readers: { type: 'string' },
+        crash: { type: 'boolean' },
+        json: { type: 'boolean' },
+        'i-own-this-device': { type: 'boolean' },
+        fs: { type: 'string' },
+      },
+    });
+  } catch (err) {
+    return (err as Error).message;
   }
+  const { values: v, positionals } = parsed;
+  if (positionals.length > 1) return `one PATH only (got ${positionals.join(' and ')})`;
+  if (v.fs !== undefined && v.fs !== 'xfs' && v.fs !== 'ext4') return `--fs must be xfs or ext4, got ${v.fs}`;
+  const number = (value: string | undefined, fallback: number) => (value === undefined ? fallback : Number(value));
+  const o: VerifyOptions = {
+    seconds: number(v.seconds, 10),
+    regions: number(v.regions, 4),
+    writers: number(v.writers, 4),
+    readers: number(v.readers, 4),
+    crash: v.crash ?? false,
+    cycles: number(v.cycles, 20),
+    scratchFs: (v.fs as 'xfs' | 'ext4' | undefined) ?? 'xfs',
+    iOwnThisDevice: v['i-own-this-device'] ?? false,
+    json: v.json ?? false,
+    ...(positionals[0] !== undefined ? { path: positionals[0] } : {}),
+  };
   if (!(o.seconds >= 0 && o.seconds <= 86400)) return '--seconds must be from 0 to 86400';
   if (!(Number.isInteger(o.cycles) && o.cycles >= 1 && o.cycles <= 100000)) return '--cycles must be an integer from 1';
   for (const k of ['regions', 'writers', 'readers'] as const) {
@@ -99,10 +143,17 @@ export function parseVerifyArgs(argv: string[]): VerifyOptions | string {
 }
 
 export async function verifyAtomic(o: VerifyOptions, scratch?: ScratchFs): Promise<VerifyReport> {
+  const started = Date.now();
+  const progress = (phase: VerifyPhase, counts?: Record<string, number>) =>
+    o.onProgress?.({ phase, elapsedMs: Date.now() - started, ...(counts ? { counts } : {}) });
+  const huntCounts = (t: Readonly<TornReport>) => ({ writes: t.writes, reads: t.reads, ...Object.fromEntries(BAD_CLASSES.map((k) => [k, t[k]])) });
+  const crashCounts = (k: Readonly<CrashReport>) => ({ cycles: k.cycles, of: o.cycles, acknowledged: k.acknowledged, lost: k.lost, torn: k.torn, corrupt: k.corrupt });
   const dir = scratch?.mountpoint ?? o.path!;
   // Refusals first: nothing is written anywhere we may not crash.
   const target = o.crash ? (scratch ? scratchTarget(scratch) : ownedDeviceTarget(dir)) : undefined;
+  progress('probe');
   const caps = await probe(dir);
+  progress('rules');
   const rules = await checkAtomicRules(dir, caps);
   const violations: string[] = [];
   for (const r of rules.rules) if (!r.ok) violations.push(`rule '${r.rule}': expected ${r.expected}, got ${r.got}${r.unchanged ? '' : ', and the file changed'}`);
@@ -111,11 +162,11 @@ export async function verifyAtomic(o: VerifyOptions, scratch?: ScratchFs): Promi
   const notes: string[] = [];
   if (caps.atomic.supported && o.seconds > 0) {
     const params = { seconds: o.seconds, regions: o.regions, writers: o.writers, readers: o.readers };
-    hunt = {
-      raw: await huntTornWrites(dir, caps, { ...params, path: 'raw' }),
-      library: await huntTornWrites(dir, caps, { ...params, path: 'library' }),
-    };
-    const { raw, library } = hunt;
+    progress('torn hunt, raw path');
+    const raw = await huntTornWrites(dir, caps, { ...params, path: 'raw', progress: (t) => progress('torn hunt, raw path', huntCounts(t)) });
+    progress('torn hunt, odirect path');
+    const library = await huntTornWrites(dir, caps, { ...params, path: 'library', progress: (t) => progress('torn hunt, odirect path', huntCounts(t)) });
+    hunt = { raw, library };
     // odirect's path must be clean.
     if (badReads(library) > 0) violations.push(`odirect's path: ${describeBad(library)} in ${library.reads} reads`);
     // The kernel's path: zero and stale reads with overlapping writes are the known XFS software-atomic
@@ -133,9 +184,24 @@ export async function verifyAtomic(o: VerifyOptions, scratch?: ScratchFs): Promi
   let crashOverlap: CrashReport | undefined;
   if (target) {
     const regionSize = caps.atomic.supported ? huntRegionSize(caps) : Math.max(4096, caps.direct.offsetAlign);
-    crash = await runCrashCycles(target, { cycles: o.cycles, atomic: caps.atomic.supported, regionSize });
+    progress('crash cycles');
+    crash = await runCrashCycles(target, {
+      cycles: o.cycles,
+      atomic: caps.atomic.supported,
+      regionSize,
+      progress: (k) => progress('crash cycles', crashCounts(k)),
+    });
     if (caps.atomic.supported) {
-      crashOverlap = await runCrashCycles(target, { cycles: o.cycles, atomic: true, regionSize, regions: 4, writers: 8, overlap: true });
+      progress('crash cycles, overlapping writers');
+      crashOverlap = await runCrashCycles(target, {
+        cycles: o.cycles,
+        atomic: true,
+        regionSize,
+        regions: 4,
+        writers: 8,
+        overlap: true,
+        progress: (k) => progress('crash cycles, overlapping writers', crashCounts(k)),
+      });
     }
     for (const [k, what] of [
       [crash, ''],
@@ -147,14 +213,16 @@ export async function verifyAtomic(o: VerifyOptions, scratch?: ScratchFs): Promi
       if (k.corrupt > 0) violations.push(`${k.corrupt} corrupt regions after a crash${what}`);
     }
   }
-  const what = caps.atomic.supported
-    ? `atomic writes through odirect on ${dir} (${caps.fsType}) were all or nothing${hunt ? ` (${hunt.library.reads} reads, 0 bad)` : ''}`
-    : `${caps.fsType} at ${dir} has no atomic writes, and the kernel refused them (EOPNOTSUPP)`;
+  const outcome: VerifyOutcome = violations.length > 0 ? 'FAIL' : caps.atomic.supported ? 'PASS' : 'UNSUPPORTED';
+  const crashed = crash ? `; ${crash.cycles + (crashOverlap?.cycles ?? 0)} crash cycles lost no acknowledged write` : '';
   const verdict =
-    (violations.length === 0
-      ? `verdict: PASS: ${what}${crash ? `; ${crash.cycles + (crashOverlap?.cycles ?? 0)} crash cycles lost no acknowledged write` : ''}`
-      : `verdict: FAIL: ${violations.join('; ')}`) + notes.map((n) => `; ${n}`).join('');
-  return { path: dir, kernel: release(), capabilities: caps, rules, ...(hunt ? { hunt } : {}), ...(crash ? { crash } : {}), ...(crashOverlap ? { crashOverlap } : {}), violations, verdict };
+    (outcome === 'FAIL'
+      ? `verdict: FAIL: ${violations.join('; ')}`
+      : outcome === 'PASS'
+        ? `verdict: PASS: atomic writes through odirect on ${dir} (${caps.fsType}) were all or nothing${hunt ? ` (${hunt.library.reads} reads, 0 bad)` : ''}${crashed}`
+        : `verdict: UNSUPPORTED: ${caps.fsType} at ${dir} has no atomic writes (the kernel refused them with EOPNOTSUPP, as it must)${crashed}`) +
+    notes.map((n) => `; ${n}`).join('');
+  return { path: dir, kernel: release(), capabilities: caps, rules, ...(hunt ? { hunt } : {}), ...(crash ? { crash } : {}), ...(crashOverlap ? { crashOverlap } : {}), violations, outcome, verdict };
 }
 
 function describeBad(t: TornReport): string {
@@ -219,6 +287,12 @@ export function formatReport(r: VerifyReport): string {
   return lines.join('\n');
 }
 
+/** One stderr line per progress report: `verify-atomic: 12.3 s  torn hunt, raw path  writes 4000 reads 6000 …`. */
+function writeProgress(p: VerifyProgress): void {
+  const counts = p.counts ? `  ${Object.entries(p.counts).map(([k, n]) => `${k} ${n}`).join(' ')}` : '';
+  process.stderr.write(`verify-atomic: ${(p.elapsedMs / 1000).toFixed(1)} s  ${p.phase}${counts}\n`);
+}
+
 export async function runVerifyAtomic(argv: string[]): Promise<number> {
   if (argv.includes('--help') || argv.includes('-h')) {
     process.stdout.write(USAGE);
@@ -227,7 +301,7 @@ export async function runVerifyAtomic(argv: string[]): Promise<number> {
   const parsed = parseVerifyArgs(argv);
   if (typeof parsed === 'string') {
     process.stderr.write(`odirect verify-atomic: ${parsed}\n\n${USAGE}`);
-    return 2;
+    return EXIT.USAGE;
   }
   let scratch: ScratchFs | undefined;
   try {
@@ -235,9 +309,9 @@ export async function runVerifyAtomic(argv: string[]): Promise<number> {
       registerCleanupOnExit();
       scratch = await makeScratchFs({ kind: parsed.scratchFs, sizeMiB: parsed.scratchFs === 'xfs' ? 320 : 128, label: 'verify' });
     }
-    const report = await verifyAtomic(parsed, scratch);
+    const report = await verifyAtomic({ ...parsed, onProgress: writeProgress }, scratch);
     process.stdout.write(parsed.json ? `${JSON.stringify(report, null, 2)}\n` : `${formatReport(report)}\n`);
-    return report.violations.length === 0 ? 0 : 1;
+    return EXIT[report.outcome];
   } finally {
     if (scratch) await removeScratchFs(scratch);
   }

@@ -47,6 +47,8 @@ export interface TornOptions {
   readers?: number;
   /** Few regions make writes to one region overlap often. Default 4. */
   regions?: number;
+  /** Called about once a second with the counts so far. */
+  progress?: (soFar: Readonly<TornReport>) => void;
 }
 
 export const BAD_CLASSES = ['torn', 'zero', 'stale', 'corrupt'] as const;
@@ -156,6 +158,7 @@ export async function huntTornWrites(dir: string, caps: Capabilities, options: T
   const started = Date.now();
   const deadline = started + options.seconds * 1000;
   const pick = () => Math.floor(Math.random() * regions);
+  const ticker = options.progress ? setInterval(() => options.progress!(report), 1000) : undefined;
   const check = (block: Buffer, r: number, floor: number, inFlight: number) => {
     report.reads++;
     let state = classifyRead(block, r);
@@ -212,6 +215,7 @@ export async function huntTornWrites(dir: string, caps: Capabilities, options: T
       check(block, r, floor, 0);
     }
   } finally {
+    clearInterval(ticker);
     report.seconds = (Date.now() - started) / 1000;
     await io.close();
     await unlink(file).catch(() => undefined);

@@ -4,7 +4,7 @@
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { runCommand } from '../cleanup';
-import { PACKAGE_ROOT } from '../environment';
+import { PACKAGE_ROOT, VENDORED_LIBURING_SOURCES } from '../environment';
 import { Unsupported, type RunContext, type RunResult } from '../types';
 
 export const CREF_SOURCE = path.join(PACKAGE_ROOT, 'bench', 'ref', 'atomic_ref.c');
@@ -39,8 +39,10 @@ function buildC(what: string, source: string, binary: string, cc: string | null,
 }
 
 /** Builds bench/bin/atomic_ref once per process (again only if the source is newer). */
-export function buildCRef(cc: string | null, liburingStatic: string | null): Promise<string> {
-  return buildC('C reference', CREF_SOURCE, CREF_BINARY, cc, [liburingStatic ? '-l:liburing.a' : '-luring']);
+export function buildCRef(cc: string | null, liburing: string | null): Promise<string> {
+  if (!liburing) return Promise.reject(new Unsupported('the vendored liburing (deps/liburing) is missing'));
+  // liburing's own sources are compiled in, as odirect's binding.gyp does: no system liburing.
+  return buildC('C reference', CREF_SOURCE, CREF_BINARY, cc, ['-D_GNU_SOURCE', '-I', path.join(liburing, 'include'), ...VENDORED_LIBURING_SOURCES]);
 }
 
 /** Builds bench/bin/atomic_overlap, the XFS overlapping-atomic-writes reproducer. */
@@ -62,7 +64,7 @@ interface CRefOutput {
 export async function runCRef(ctx: RunContext): Promise<RunResult> {
   const w = ctx.workload;
   if (w.kind !== 'random' && w.kind !== 'sequential') throw new Unsupported('the C reference runs the shared-file rows only');
-  const binary = await buildCRef(ctx.tools.cc, ctx.tools.liburingStatic);
+  const binary = await buildCRef(ctx.tools.cc, ctx.tools.liburing);
   // The same build step leaves the XFS overlap reproducer ready in bench/bin/ (docs/xfs-atomic-overlap.md).
   await buildAtomicOverlap(ctx.tools.cc);
   const args = [
