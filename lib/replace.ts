@@ -14,6 +14,11 @@
 // 5. fsync of the directory: the rename itself is durable before we resolve.
 //    Without it a crash can bring back the old version after we said the new
 //    one was written (measured in test/replace-crash.test.ts).
+// 6. fsync of the new file, after the directory's: on XFS a directory fsync
+//    can return 0 when a shutdown (crash, log I/O error) aborted the log write
+//    holding the rename, so the rename is lost though fsync said it was
+//    durable; a file fsync checks for the shutdown first and fails with EIO.
+//    See docs/replace-durability.md (measured there).
 // The temp file is removed if any step fails. Calls for one path in this
 // process run one after another, so the last call's content is what stays;
 // across processes the last rename wins, and each rename puts a whole file.
@@ -40,9 +45,13 @@ export interface ReplaceFileOptions extends Omit<WriteFileOptions, 'flags' | 'ds
 export interface ReplaceSteps {
   syncData: boolean;
   syncDir: boolean;
+  /** fsync of the new file after the directory's (step 6). Default true. */
+  syncFileAfterDir?: boolean;
+  /** Tests only: runs right after the rename, before the syncs (where a test shuts the filesystem down). */
+  afterRename?: () => Promise<void>;
 }
 
-const ALL_STEPS: ReplaceSteps = { syncData: true, syncDir: true };
+const ALL_STEPS: ReplaceSteps = { syncData: true, syncDir: true, syncFileAfterDir: true };
 
 /** The calls in flight per path in this process: each waits for the one before. */
 const queues = new Map<string, Promise<unknown>>();
@@ -107,14 +116,43 @@ async function replaceNow(
       await file.close();
     }
     throwIfAborted(o.signal, 'replaceFile');
-    await fsp.rename(temp, target).catch((err: unknown) => {
-      throw withContext(err, { path: target });
-    });
-    renamed = true;
-    if (steps.syncDir) await syncDirectory(path.dirname(target));
+    // Both opened before the rename: step 6 then syncs this file whatever
+    // another process renames onto the target meanwhile, and no open (which
+    // fails with EIO once the filesystem is down) sits between rename and sync.
+    const dir = path.dirname(target);
+    const dirFd = steps.syncDir ? await openForSync(dir, C.O_RDONLY | C.O_DIRECTORY) : undefined;
+    let renamedFd: number | undefined;
+    try {
+      if (steps.syncFileAfterDir !== false) renamedFd = await openForSync(temp, C.O_RDONLY);
+      await fsp.rename(temp, target).catch((err: unknown) => {
+        throw withContext(err, { path: target });
+      });
+      renamed = true;
+      await steps.afterRename?.();
+      if (dirFd !== undefined) await fsyncFd(dirFd, dir);
+      // After the directory fsync, never before: its check for a shutdown
+      // must come after the directory fsync returned (docs/replace-durability.md).
+      if (renamedFd !== undefined) await fsyncFd(renamedFd, target);
+    } finally {
+      for (const fd of [renamedFd, dirFd]) if (fd !== undefined) await native.close(fd).catch(() => undefined);
+    }
   } catch (err) {
     if (!renamed) await fsp.unlink(temp).catch(() => undefined);
     throw err;
+  }
+}
+
+async function openForSync(file: string, flags: number): Promise<number> {
+  return native.open(file, flags, 0).catch((err: unknown) => {
+    throw withContext(err, { path: file });
+  });
+}
+
+async function fsyncFd(fd: number, where: string): Promise<void> {
+  try {
+    await native.fsync(fd);
+  } catch (err) {
+    throw withContext(err, { path: where }) as OdirectError;
   }
 }
 
