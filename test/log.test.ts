@@ -193,6 +193,14 @@ for (const fsName of ['ext4', 'xfs'] as const) {
           if (i % 16 === 0) await p;
         }
         await log.append(recordBytes(2001, 1));
+        // The log prepares the next segment in the background (segmentsAhead, default 1) and renames it
+        // into the directory when ready; if that happened between `before` and the check after
+        // truncateBefore, the listing would gain a file. Wait (bounded) until it is prepared: then no
+        // preparation is in flight, and truncateBefore starts none (the prepared slot is full).
+        for (const until = Date.now() + 20_000; log.stats.segmentsPrepared < 1 && Date.now() < until; ) {
+          await new Promise((r) => setTimeout(r, 5));
+        }
+        expect(log.stats.segmentsPrepared).toBe(1);
         const before = segmentFiles(dir);
         expect(before.length).toBeGreaterThan(4);
         const { segmentsRemoved, firstSequence } = await log.truncateBefore(1000);
