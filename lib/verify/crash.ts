@@ -50,7 +50,8 @@ export interface CrashReport {
 
 const FILE = 'odirect-crash.dat';
 
-async function settleWithin<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
+/** The promise, or a rejection once `ms` have passed: a crash cycle never waits forever on an op the shutdown stranded. */
+export async function settleWithin<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
   let timer: NodeJS.Timeout | undefined;
   const timeout = new Promise<never>((_, reject) => {
     timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);

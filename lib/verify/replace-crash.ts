@@ -8,7 +8,7 @@ import { createHash } from 'node:crypto';
 import * as fs from 'node:fs';
 import * as path from 'node:path';
 import { replaceFileWith, type ReplaceSteps } from '../replace';
-import type { CrashTarget } from './crash';
+import { settleWithin, type CrashTarget } from './crash';
 
 export interface ReplaceCrashOptions {
   cycles: number;
@@ -137,16 +137,4 @@ export async function runReplaceCrashCycles(target: CrashTarget, options: Replac
     report.cycles++;
   }
   return report;
-}
-
-async function settleWithin<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }

@@ -9,6 +9,7 @@ import { DurableLog, type LogOptions, type LogTestHooks } from '../../lib/log/lo
 import type { CrashTarget } from '../../lib/verify/crash';
 import type { EngineName } from '../../lib/types';
 import { randomSize, recordBytes, seeded } from './log-records';
+import { settleWithin } from '../../lib/verify/crash';
 
 export interface LogCrashOptions {
   cycles: number;
@@ -55,18 +56,6 @@ function identify(data: Buffer): string | undefined {
   const count = data.readUInt32LE(8);
   const expected = makeRecord(cycle, appender, count, data.byteLength - ID_BYTES);
   return expected.equals(data) ? `${cycle}/${appender}/${count}` : undefined;
-}
-
-async function settleWithin<T>(promise: Promise<T>, ms: number, what: string): Promise<T> {
-  let timer: NodeJS.Timeout | undefined;
-  const timeout = new Promise<never>((_, reject) => {
-    timer = setTimeout(() => reject(new Error(`${what} did not settle within ${ms} ms`)), ms);
-  });
-  try {
-    return await Promise.race([promise, timeout]);
-  } finally {
-    clearTimeout(timer);
-  }
 }
 
 export async function runLogCrashCycles(target: CrashTarget, o: LogCrashOptions): Promise<LogCrashReport> {
