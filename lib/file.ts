@@ -67,7 +67,16 @@ export class DirectFile {
       pageSize: native.pageSize,
     };
     this.file = new FileContext(facts, io, fd, r.flags, fileKey);
-    closeOnCollection(this.file, fd, r.path, this.file.unshareLocks);
+    // Registered in the ring's fixed-file table (io_uring), taken out before the fd
+    // is closed: here, or by the collection safety net.
+    // `release` must not refer to the handle or its FileContext, or they would never be collected.
+    io.registerFile?.(fd);
+    const { unshareLocks } = this.file;
+    const release = (): void => {
+      io.unregisterFile?.(fd);
+      unshareLocks();
+    };
+    closeOnCollection(this.file, fd, r.path, release);
   }
 
   /** The file descriptor; -1 once close() was called (as FileHandle.fd). */
@@ -167,9 +176,10 @@ export class DirectFile {
     let length = 0;
     for (const c of chunks) length += c.byteLength;
     checkEnd(position, length);
-    const request: WriteRequest = { chunks, position, length, atomic: w.atomic, cache: w.cache, dsync: w.dsync };
+    const request: WriteRequest = { chunks, position, length, atomic: w.atomic, cache: w.cache, dsync: w.dsync, signal: w.signal };
     // Errors in flight get their context where they happen (execute/write.ts): a failed extending write is cut back first.
-    return () => abortable(`write ${this.path} at ${position}`, w.signal, () => performWrite(this.file, request, this.stats));
+    if (!w.signal) return () => performWrite(this.file, request, this.stats);
+    return () => abortable(() => `write ${this.path} at ${position}`, w.signal, () => performWrite(this.file, request, this.stats));
   }
 
   /** Reads into `into` from `position`; returns bytes read (fewer at end of file). */
@@ -181,7 +191,8 @@ export class DirectFile {
       const signal = checkSignal(checkOptions<ReadOptions>(options, 'options').signal, 'options.signal');
       checkEnd(pos, target.byteLength);
       // Counted in flight and given its error context by execute/read.ts.
-      return () => abortable(`read ${this.path} at ${pos}`, signal, () => performRead(this.file, { into: target, position: pos }, this.stats));
+      if (!signal) return () => performRead(this.file, { into: target, position: pos }, this.stats);
+      return () => abortable(() => `read ${this.path} at ${pos}`, signal, () => performRead(this.file, { into: target, position: pos, signal }, this.stats));
     });
   }
 
@@ -201,13 +212,13 @@ export class DirectFile {
       const readAll = async (): Promise<number> => {
         let total = 0;
         for (const into of targets) {
-          const n = await performRead(this.file, { into, position: pos + total }, this.stats);
+          const n = await performRead(this.file, { into, position: pos + total, signal }, this.stats);
           total += n;
           if (n < into.byteLength) break; // end of file
         }
         return total;
       };
-      return { context: { path: this.path, position: pos, length }, counted: true, run: () => abortable(`readv ${this.path} at ${pos}`, signal, readAll) };
+      return { context: { path: this.path, position: pos, length }, counted: true, run: () => abortable(() => `readv ${this.path} at ${pos}`, signal, readAll) };
     });
   }
 
@@ -314,6 +325,7 @@ export class DirectFile {
     this.closing ??= this.file.gate.exclusive(async () => {
       try {
         await this.file.closeBuffered();
+        this.file.io.unregisterFile?.(this.file.fd);
         await native.close(this.file.fd);
       } catch (err) {
         throw withContext(err, { path: this.path }); // an OdirectError, as every other method's

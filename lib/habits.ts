@@ -1,7 +1,6 @@
 // node:fs habits of DirectFile that are not about routing a write: AbortSignal,
 // stat() from statx, the argument-count check, the close-on-collection safety
 // net. Kept apart from file.ts so that file stays the thin guard.
-import { AsyncLocalStorage } from 'node:async_hooks';
 import { OdirectError } from './errors';
 import { native, type NativeStatx } from './native';
 import { ArgumentError } from './validate';
@@ -17,32 +16,27 @@ export class AbortError extends OdirectError {
 
 export { checkSignal } from './streams/options';
 
-// The signal of the call in progress, found by the engines without passing it
-// through every executor. One store per process (on globalThis): the io_uring
-// engine is shared by every copy of this module on the thread (docs/memory.md),
-// and must see the signal whichever copy's DirectFile set it. Made on first use
-// of a signal, so code that never passes one pays nothing.
-const SCOPE_KEY = Symbol.for('odirect.abortScope');
-const holder = globalThis as unknown as Record<symbol, AsyncLocalStorage<AbortSignal> | undefined>;
-
-/** The AbortSignal of the DirectFile call this code runs for, if it has one. */
-export function currentSignal(): AbortSignal | undefined {
-  return holder[SCOPE_KEY]?.getStore();
+/**
+ * Runs `run`, which hands `signal` to the engine calls it makes (the requests
+ * carry it: no AsyncLocalStorage, whose promise hooks would slow every promise
+ * in the process once made). Without a signal it is `run()` itself, with no
+ * promise of its own. Aborted before: rejects with no I/O. Aborted while it
+ * runs: the engines drop what they have not issued and cancel what they can;
+ * once everything `run` started has settled, the call rejects with AbortError,
+ * even if the I/O completed (docs/api-habits.md). `what` names the call in
+ * that error (made only then).
+ */
+export function abortable<T>(what: () => string, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
+  if (!signal) return run();
+  return abortableRun(what, signal, run);
 }
 
-/**
- * Runs `run` with `signal` visible to the engines (currentSignal). Aborted before:
- * rejects with no I/O. Aborted while it runs: the engines drop what they have not
- * issued and cancel what they can; once everything `run` started has settled, the
- * call rejects with AbortError, even if the I/O completed (docs/api-habits.md).
- */
-export async function abortable<T>(what: string, signal: AbortSignal | undefined, run: () => Promise<T>): Promise<T> {
-  if (!signal) return run();
-  if (signal.aborted) throw new AbortError(what, signal.reason);
-  const scope = (holder[SCOPE_KEY] ??= new AsyncLocalStorage<AbortSignal>());
+async function abortableRun<T>(describe: () => string, signal: AbortSignal, run: () => Promise<T>): Promise<T> {
+  if (signal.aborted) throw new AbortError(describe(), signal.reason);
+  const what = describe();
   let result: T;
   try {
-    result = await scope.run(signal, run);
+    result = await run();
   } catch (err) {
     if (!signal.aborted) throw err;
     // What the kernel said (ECANCELED: cancelled before it ran) is in the message; the cause is the reason, as node's.

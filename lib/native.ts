@@ -96,19 +96,31 @@ export interface NativeBinding {
   ownedBlocks(): number;
   /** errno of a test io_uring_setup (0: works) and the needed opcodes its probe lacks. */
   uringSupport(): { errno: number; missing: string[] };
+  /**
+   * Sets up this thread's ring. Each batch of completions is written to the
+   * first `count` entries of completedIds/completedResults, then onComplete(count)
+   * is called. Ids are from 1 to cqEntries, each on the ring at most once.
+   */
   uringInit(
     entries: number,
-    onComplete: (ids: Uint32Array, results: Int32Array) => void,
+    onComplete: (count: number) => void,
     deferTaskrun: boolean,
-  ): { sqEntries: number; cqEntries: number; features: number; ftruncate: boolean };
+  ): { sqEntries: number; cqEntries: number; features: number; ftruncate: boolean; completedIds: Uint32Array; completedResults: Int32Array };
   /** Allocates and registers fixed buffer 0 of this thread's ring. */
   uringRegisterArena(bytes: number): void;
   /** A slot of the registered region as its own ArrayBuffer (whole pages), or undefined when full. */
   uringArenaAcquire(size: number): ArrayBuffer | undefined;
   /** Turns SQEs still queued into NOPs; returns their ids. */
   uringCancelQueued(): number[];
-  uringPrepWritev(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean): boolean;
-  uringPrepReadv(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean): boolean;
+  /** fixed: WRITE_FIXED on the registered region; fixedFile: `fd` is a slot of the fixed-file table. */
+  uringPrepWritev(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean, fixedFile: boolean): boolean;
+  uringPrepReadv(fd: number, buffers: ArrayBufferView[], position: Offset, flags: number, id: number, fixed: boolean, fixedFile: boolean): boolean;
+  /** Puts fd in this thread's fixed-file table: its slot, or -1 (table full or missing). */
+  uringRegisterFile(fd: number): number;
+  /** Points a slot at another fd. */
+  uringReplaceFile(slot: number, fd: number): void;
+  /** Empties a slot (before its fd is closed). */
+  uringUnregisterFile(slot: number): void;
   uringPrepFsync(fd: number, dataOnly: boolean, id: number): boolean;
   uringPrepFallocate(fd: number, mode: number, offset: Offset, length: Offset, id: number): boolean;
   uringPrepFtruncate(fd: number, size: Offset, id: number): boolean;

@@ -93,7 +93,20 @@ bool GetViewSpan(Napi::Value value, uint8_t** data, size_t* length, bool* detach
     napi_typedarray_type type;
     size_t elements = 0;
     if (napi_get_typedarray_info(env, value, &type, &elements, &base, &buffer, &offset) != napi_ok) return false;
-    *length = value.As<Napi::TypedArray>().ByteLength();
+    switch (type) {  // napi_get_typedarray_info gives elements, not bytes
+      case napi_int8_array:
+      case napi_uint8_array:
+      case napi_uint8_clamped_array: *length = elements; break;
+      case napi_int16_array:
+      case napi_uint16_array: *length = elements * 2; break;
+      case napi_int32_array:
+      case napi_uint32_array:
+      case napi_float32_array: *length = elements * 4; break;
+      case napi_float64_array:
+      case napi_bigint64_array:
+      case napi_biguint64_array: *length = elements * 8; break;
+      default: *length = value.As<Napi::TypedArray>().ByteLength();
+    }
   } else if (value.IsDataView()) {
     if (napi_get_dataview_info(env, value, length, &base, &buffer, &offset) != napi_ok) return false;
   } else {
@@ -133,26 +146,39 @@ Napi::Error NotOwnedError(Napi::Env env) {
   return error;
 }
 
+void IoBuffers::Clear() {
+  iov.clear();
+  keep.clear();
+  holds.clear();
+  total = 0;
+  callerMemory = false;
+}
+
 IoBuffers ArgBuffers(const Napi::CallbackInfo& info, size_t index) {
-  Napi::Env env = info.Env();
-  if (!info[index].IsArray()) ThrowType(env, "buffers must be an array of ArrayBufferViews");
-  Napi::Array array = info[index].As<Napi::Array>();
+  IoBuffers result;
+  CollectBuffers(info.Env(), info[index], result);
+  return result;
+}
+
+void CollectBuffers(Napi::Env env, Napi::Value buffers, IoBuffers& result) {
+  result.Clear();
+  if (!buffers.IsArray()) ThrowType(env, "buffers must be an array of ArrayBufferViews");
+  Napi::Array array = buffers.As<Napi::Array>();
   uint32_t count = array.Length();
   if (count == 0) ThrowRange(env, "buffers must not be empty");
   if (count > IOV_MAX) ThrowRange(env, "at most " + std::to_string(IOV_MAX) + " buffers per call (IOV_MAX)");
-  IoBuffers result;
+  // Reused vectors (the io_uring slots) keep their capacity: no allocation per request.
   result.iov.reserve(count);
-  result.keep.reserve(count);
   for (uint32_t i = 0; i < count; i++) {
     Napi::Value value = array.Get(i);
     uint8_t* data = nullptr;
     size_t length = 0;
     bool detached = false;
     bool shared = false;
-    std::string which = "buffers[" + std::to_string(i) + "]";
-    if (!GetViewSpan(value, &data, &length, &detached, &shared)) ThrowType(env, which + " must be an ArrayBufferView");
-    if (detached) ThrowType(env, which + " is detached");
-    if (length == 0) ThrowRange(env, which + " is empty");
+    auto which = [i] { return "buffers[" + std::to_string(i) + "]"; };
+    if (!GetViewSpan(value, &data, &length, &detached, &shared)) ThrowType(env, which() + " must be an ArrayBufferView");
+    if (detached) ThrowType(env, which() + " is detached");
+    if (length == 0) ThrowRange(env, which() + " is empty");
     // The kernel caps one call at MAX_RW_COUNT (INT_MAX & PAGE_MASK); refuse sums
     // that cannot be represented rather than let ssize_t arithmetic wrap.
     if (length > static_cast<size_t>(SSIZE_MAX) - result.total) ThrowRange(env, "total buffer length too large");
@@ -167,7 +193,6 @@ IoBuffers ArgBuffers(const Napi::CallbackInfo& info, size_t index) {
       result.callerMemory = true;
     }
   }
-  return result;
 }
 
 }  // namespace odirect

@@ -27,6 +27,8 @@ struct IoBuffers {
   std::vector<MemoryHold> holds;
   size_t total = 0;
   bool callerMemory = false;
+  // Empties it, dropping the holds and references (capacity is kept).
+  void Clear();
 };
 
 void RequireArgs(const Napi::CallbackInfo& info, size_t count, const char* fn);
@@ -44,6 +46,9 @@ void ViewSpan(Napi::Value view, uint8_t** data, size_t* length);
 bool GetViewSpan(Napi::Value value, uint8_t** data, size_t* length, bool* detached, bool* shared);
 // An array of 1..IOV_MAX attached, non-empty ArrayBufferViews.
 IoBuffers ArgBuffers(const Napi::CallbackInfo& info, size_t index);
+// The same into `into` (cleared first, its vectors reused), from any value.
+// On a throw `into` may hold part of the buffers: the caller clears it.
+void CollectBuffers(Napi::Env env, Napi::Value buffers, IoBuffers& into);
 // The TypeError (code ERR_BUFFER_NOT_OWNED) an async op gives for callerMemory.
 Napi::Error NotOwnedError(Napi::Env env);
 

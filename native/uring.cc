@@ -8,11 +8,12 @@
 #include <errno.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
+#include <sys/resource.h>
 #include <unistd.h>
 #include <uv.h>
 
+#include <algorithm>
 #include <memory>
-#include <unordered_map>
 #include <vector>
 
 #include "args.h"
@@ -25,14 +26,18 @@ namespace odirect {
 namespace {
 
 constexpr uint8_t kOpFtruncate = 55;  // IORING_OP_FTRUNCATE (6.9); liburing 2.3 has no prep helper
+// Slots of the fixed-file table: one per file open at once on this thread (a
+// DirectFile registers its fd); files beyond it use their plain fd.
+constexpr unsigned kFileSlots = 1024;
 
-// What an SQE needs to outlive: its buffers' memory (odirect blocks by
-// reference count, SharedArrayBuffer views by a reference that stops
-// collection) and the iovec array the kernel imports at issue.
+// A request's slot, by id (the SQE's user_data; JS takes ids from a free list
+// of [1, CQ size]): what its SQE needs to outlive, that is its buffers' memory
+// (odirect blocks by reference count, SharedArrayBuffer views by a reference
+// that stops collection) and the iovec array the kernel imports at issue.
+// Slots are reused with their vectors' capacity: no allocation per request.
 struct InFlight {
-  std::vector<Napi::ObjectReference> keep;
-  std::vector<MemoryHold> holds;
-  std::vector<iovec> iov;
+  bool busy = false;
+  IoBuffers buffers;
 };
 
 // How long teardown waits for I/O in flight before it gives up and leaks what
@@ -78,9 +83,31 @@ class Ring {
     canFtruncate_ = probe && io_uring_opcode_supported(probe, kOpFtruncate);
     if (probe) io_uring_free_probe(probe);
     ringReady_ = true;
+    // A sparse fixed-file table (5.19+): an SQE naming a slot (IOSQE_FIXED_FILE)
+    // skips the per-request fd lookup and file reference (fget/fput in
+    // io_file_get_normal). No bigger than RLIMIT_NOFILE, which the kernel
+    // requires; without a table every request uses its plain fd.
+    rlimit files{};
+    unsigned fileSlots = kFileSlots;
+    if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < fileSlots) fileSlots = static_cast<unsigned>(files.rlim_cur);
+    if (fileSlots > 0 && io_uring_register_files_sparse(&ring_, fileSlots) == 0) {
+      for (unsigned slot = fileSlots; slot-- > 0;) freeFileSlots_.push_back(static_cast<int>(slot));
+      fileSlotTaken_.assign(fileSlots, false);
+      fileSlots_ = fileSlots;
+    }
     features_ = params.features;
     cqEntries_ = params.cq_entries;
     sqEntries_ = params.sq_entries;
+    slots_.resize(cqEntries_ + 1);  // ids 1..cq_entries; 0 is never used
+    // Completions reach JS through two arrays shared with it (ids, results),
+    // made once: one number per batch crosses, no objects.
+    napi_value ids, results;
+    if (napi_create_arraybuffer(env_, cqEntries_ * sizeof(uint32_t), reinterpret_cast<void**>(&completedIds_), &ids) != napi_ok ||
+        napi_create_arraybuffer(env_, cqEntries_ * sizeof(int32_t), reinterpret_cast<void**>(&completedResults_), &results) != napi_ok ||
+        napi_create_reference(env_, ids, 1, &completedIdsRef_) != napi_ok ||
+        napi_create_reference(env_, results, 1, &completedResultsRef_) != napi_ok) {
+      return -ENOMEM;
+    }
     efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
     if (efd_ < 0) return -errno;
     r = io_uring_register_eventfd(&ring_, efd_);
@@ -106,6 +133,8 @@ class Ring {
     // Instance data is freed at env teardown, when these calls may fail: then there is nothing left to free.
     if (context_) napi_async_destroy(env_, context_);
     if (onComplete_) napi_delete_reference(env_, onComplete_);
+    if (completedIdsRef_) napi_delete_reference(env_, completedIdsRef_);
+    if (completedResultsRef_) napi_delete_reference(env_, completedResultsRef_);
   }
 
   // Waits (bounded) for I/O in flight so the kernel never touches freed
@@ -115,7 +144,7 @@ class Ring {
   void Teardown() {
     if (ringReady_) {
       int waited = 0;
-      while (!inflight_.empty() && waited < kTeardownWaitSeconds) {
+      while (inflightCount_ > 0 && waited < kTeardownWaitSeconds) {
         io_uring_submit(&ring_);
         __kernel_timespec ts{1, 0};
         io_uring_cqe* cqe = nullptr;
@@ -126,15 +155,20 @@ class Ring {
           continue;
         }
         if (r < 0 || !cqe) break;
-        inflight_.erase(cqe->user_data);
+        Release(cqe->user_data);
         io_uring_cqe_seen(&ring_, cqe);
       }
-      if (!inflight_.empty()) {
-        for (auto& entry : inflight_) {
-          for (auto& hold : entry.second.holds) hold.Leak();
-          for (auto& ref : entry.second.keep) ref.SuppressDestruct();
-          new std::vector<iovec>(std::move(entry.second.iov));  // the kernel may still read it: leaked
+      if (inflightCount_ > 0) {
+        for (InFlight& slot : slots_) {
+          if (!slot.busy) continue;
+          for (auto& hold : slot.buffers.holds) hold.Leak();
+          for (auto& ref : slot.buffers.keep) ref.SuppressDestruct();
+          new std::vector<iovec>(std::move(slot.buffers.iov));  // the kernel may still read it: leaked
+          slot.buffers.holds.clear();
+          slot.buffers.keep.clear();
+          slot.busy = false;
         }
+        inflightCount_ = 0;
         arena_ = nullptr;  // its creator's reference is kept for ever
       }
     }
@@ -155,12 +189,20 @@ class Ring {
       close(efd_);
       efd_ = -1;
     }
-    inflight_.clear();
+    for (InFlight& slot : slots_) slot.buffers.Clear();
+    inflightCount_ = 0;
   }
 
-  // An SQE for `id`, submitting what is queued once if the SQ is full; null when still full.
-  io_uring_sqe* Sqe(uint64_t id) {
-    if (inflight_.count(id)) return nullptr;  // caller bug: ids must be unique while in flight
+  // The free slot for `id`: a RangeError for an id outside [1, CQ size] or one
+  // on the ring already (a caller bug: the JS engine hands out each id once).
+  InFlight& FreeSlot(Napi::Env env, uint64_t id) {
+    if (id == 0 || id >= slots_.size()) throw Napi::RangeError::New(env, "id must be from 1 to the CQ size");
+    if (slots_[id].busy) throw Napi::RangeError::New(env, "id is already on the ring");
+    return slots_[id];
+  }
+
+  // An SQE, submitting what is queued once if the SQ is full; null when still full.
+  io_uring_sqe* Sqe() {
     io_uring_sqe* sqe = io_uring_get_sqe(&ring_);
     if (!sqe) {
       Submit();
@@ -169,10 +211,11 @@ class Ring {
     return sqe;
   }
 
-  void Track(io_uring_sqe* sqe, uint64_t id, InFlight&& held) {
+  // The SQE is for slot `id`, whose buffers are already in it.
+  void Track(io_uring_sqe* sqe, uint64_t id) {
     io_uring_sqe_set_data64(sqe, id);
-    inflight_.emplace(id, std::move(held));
-    Ref();
+    slots_[id].busy = true;
+    if (++inflightCount_ == 1 && poll_) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
   }
 
   // Allocates a region of `bytes` and registers it as fixed buffer 0 (held
@@ -194,6 +237,43 @@ class Ring {
   }
 
   Arena* arena() const { return arena_; }
+
+  // Puts `fd` in a free slot of the fixed-file table: the slot, or a negative
+  // errno (ENOSPC: the table is full or missing; then the fd is used as it is).
+  int RegisterFile(int fd) {
+    // The free list may hold slots taken since by ReplaceFile: skipped here.
+    while (!freeFileSlots_.empty() && fileSlotTaken_[freeFileSlots_.back()]) freeFileSlots_.pop_back();
+    if (freeFileSlots_.empty()) return -ENOSPC;
+    int slot = freeFileSlots_.back();
+    int r = io_uring_register_files_update(&ring_, slot, &fd, 1);
+    if (r < 0) return r;
+    freeFileSlots_.pop_back();
+    fileSlotTaken_[slot] = true;
+    return slot;
+  }
+
+  // Points a slot at `fd` (the number was closed behind odirect's back and
+  // reused, or the slot was emptied): requests naming it reach what fd names.
+  int ReplaceFile(int slot, int fd) {
+    if (slot < 0 || static_cast<unsigned>(slot) >= fileSlots_) return -EINVAL;
+    int r = io_uring_register_files_update(&ring_, slot, &fd, 1);
+    if (r < 0) return r;
+    fileSlotTaken_[slot] = true;
+    return 0;
+  }
+
+  // Empties `slot` before its fd is closed. Requests already submitted keep
+  // the file: the kernel holds the table's old node until they complete.
+  int UnregisterFile(int slot) {
+    if (slot < 0 || static_cast<unsigned>(slot) >= fileSlots_) return -EINVAL;
+    if (!fileSlotTaken_[slot]) return 0;
+    int none = -1;
+    int r = io_uring_register_files_update(&ring_, slot, &none, 1);
+    if (r < 0) return r;
+    fileSlotTaken_[slot] = false;
+    freeFileSlots_.push_back(slot);
+    return 0;
+  }
 
   // Turns the SQEs still waiting in the SQ into NOPs (same ids) and returns
   // the ids: after a submit error that does not clear, the JS side rejects
@@ -249,58 +329,63 @@ class Ring {
     static_cast<Ring*>(handle->data)->Reap();
   }
 
-  void Ref() {
-    if (poll_ && inflight_.size() == 1) uv_ref(reinterpret_cast<uv_handle_t*>(poll_));
+  // The CQE for `id` came: the kernel is done with its buffers, which may be collected from here on.
+  void Release(uint64_t id) {
+    if (id == 0 || id >= slots_.size() || !slots_[id].busy) return;
+    slots_[id].busy = false;
+    slots_[id].buffers.Clear();
+    inflightCount_--;
   }
 
   void Reap() {
     // One read resets a (non-semaphore) eventfd's whole counter; a second
     // would only return EAGAIN: one syscall per wake is enough.
-    uint64_t count;
-    (void)!read(efd_, &count, sizeof count);
+    uint64_t wakes;
+    (void)!read(efd_, &wakes, sizeof wakes);
     // With DEFER_TASKRUN the eventfd fires but the CQEs are posted only when this
     // thread runs the task work (docs/kernel-facts.md §5).
     if (deferTaskrun_) io_uring_get_events(&ring_);
-    std::vector<uint32_t> ids;
-    std::vector<int32_t> results;
+    // At most cq_entries requests are on the ring (JS holds that many ids), so
+    // the shared arrays hold every CQE there is; a full batch is delivered and
+    // the peek goes on, should more have come meanwhile.
+    unsigned count = 0;
     io_uring_cqe* cqes[256];
     for (;;) {
-      unsigned n = io_uring_peek_batch_cqe(&ring_, cqes, 256);
+      unsigned room = std::min(256u, cqEntries_ - count);
+      unsigned n = room == 0 ? 0 : io_uring_peek_batch_cqe(&ring_, cqes, room);
+      if (n == 0 && count == cqEntries_) {
+        Deliver(count);
+        count = 0;
+        continue;
+      }
       if (n == 0) break;
       for (unsigned i = 0; i < n; i++) {
-        ids.push_back(static_cast<uint32_t>(cqes[i]->user_data));
-        results.push_back(cqes[i]->res);
-        inflight_.erase(cqes[i]->user_data);  // buffers may be collected from here on
+        completedIds_[count] = static_cast<uint32_t>(cqes[i]->user_data);
+        completedResults_[count] = cqes[i]->res;
+        count++;
+        Release(cqes[i]->user_data);
       }
       io_uring_cq_advance(&ring_, n);
     }
-    if (poll_ && inflight_.empty()) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
-    if (!ids.empty()) Deliver(ids, results);
+    if (poll_ && inflightCount_ == 0) uv_unref(reinterpret_cast<uv_handle_t*>(poll_));
+    if (count > 0) Deliver(count);
   }
 
   // Hands one batch to JS. Plain N-API with every status checked, never a C++
   // exception: this runs from a libuv callback, also while a worker or the
   // process is exiting, when JS can no longer run and node-addon-api's error
   // path would abort the process. Then the batch is dropped (the I/O is done).
-  void Deliver(const std::vector<uint32_t>& ids, const std::vector<int32_t>& results) {
+  void Deliver(unsigned count) {
     napi_handle_scope scope;
     if (napi_open_handle_scope(env_, &scope) != napi_ok) return;
-    const size_t n = ids.size();
-    void* idData = nullptr;
-    void* resultData = nullptr;
-    napi_value idBuffer, resultBuffer, argv[2], fn, global, ignored;
-    bool ok = napi_create_arraybuffer(env_, n * sizeof(uint32_t), &idData, &idBuffer) == napi_ok &&
-              napi_create_arraybuffer(env_, n * sizeof(int32_t), &resultData, &resultBuffer) == napi_ok &&
-              napi_create_typedarray(env_, napi_uint32_array, n, idBuffer, 0, &argv[0]) == napi_ok &&
-              napi_create_typedarray(env_, napi_int32_array, n, resultBuffer, 0, &argv[1]) == napi_ok &&
+    napi_value argv[1], fn, global, ignored;
+    bool ok = napi_create_uint32(env_, count, &argv[0]) == napi_ok &&
               napi_get_reference_value(env_, onComplete_, &fn) == napi_ok && fn != nullptr &&
               napi_get_global(env_, &global) == napi_ok;
     if (ok) {
-      std::copy(ids.begin(), ids.end(), static_cast<uint32_t*>(idData));
-      std::copy(results.begin(), results.end(), static_cast<int32_t*>(resultData));
       // make_callback runs the nextTick and microtask queues on return, so the
       // promises settled here (and the submits they trigger) run at once.
-      if (napi_make_callback(env_, context_, global, fn, 2, argv, &ignored) == napi_pending_exception) {
+      if (napi_make_callback(env_, context_, global, fn, 1, argv, &ignored) == napi_pending_exception) {
         napi_value error;
         if (napi_get_and_clear_last_exception(env_, &error) == napi_ok) napi_fatal_exception(env_, error);
       }
@@ -321,7 +406,25 @@ class Ring {
   size_t fixedLength_ = 0;
   Arena* arena_ = nullptr;
   unsigned features_ = 0, cqEntries_ = 0, sqEntries_ = 0;
-  std::unordered_map<uint64_t, InFlight> inflight_;
+  std::vector<InFlight> slots_;
+  unsigned inflightCount_ = 0;
+  std::vector<int> freeFileSlots_;
+  std::vector<bool> fileSlotTaken_;
+  unsigned fileSlots_ = 0;
+  uint32_t* completedIds_ = nullptr;
+  int32_t* completedResults_ = nullptr;
+  napi_ref completedIdsRef_ = nullptr;
+  napi_ref completedResultsRef_ = nullptr;
+
+ public:
+  // (completedIds, completedResults) as typed arrays for uringInit's result.
+  void CompletionArrays(Napi::Env env, Napi::Object into) {
+    napi_value ids, results;
+    napi_get_reference_value(env, completedIdsRef_, &ids);
+    napi_get_reference_value(env, completedResultsRef_, &results);
+    into.Set("completedIds", Napi::Uint32Array::New(env, cqEntries_, Napi::ArrayBuffer(env, ids), 0));
+    into.Set("completedResults", Napi::Int32Array::New(env, cqEntries_, Napi::ArrayBuffer(env, results), 0));
+  }
 };
 
 // Per-instance (thread) state: the ring, once made.
@@ -384,7 +487,9 @@ Napi::Value UringSupport(const Napi::CallbackInfo& info) {
   return result;
 }
 
-// (entries, onComplete(ids: Uint32Array, results: Int32Array), deferTaskrun) → { sqEntries, cqEntries, features }
+// (entries, onComplete(count), deferTaskrun) → { sqEntries, cqEntries, features,
+// ftruncate, completedIds, completedResults }: each batch of completions is
+// written to the first `count` entries of completedIds/completedResults.
 Napi::Value UringInit(const Napi::CallbackInfo& info) {
   Napi::Env env = info.Env();
   RequireArgs(info, 3, "uringInit");
@@ -401,44 +506,61 @@ Napi::Value UringInit(const Napi::CallbackInfo& info) {
   result.Set("cqEntries", Napi::Number::New(env, ring->cqEntries()));
   result.Set("features", Napi::Number::New(env, ring->features()));
   result.Set("ftruncate", Napi::Boolean::New(env, ring->canFtruncate()));
+  ring->CompletionArrays(env, result);
   data->ring = std::move(ring);
   return result;
 }
 
-// (fd, buffers[], position, rwflags, id, fixed) → true when queued, false when the SQ is full.
+// (fd, buffers[], position, rwflags, id, fixed, fixedFile) → true when queued, false when the SQ is full.
 // fixed: use WRITE_FIXED/READ_FIXED on the registered region (one buffer inside it).
+// fixedFile: `fd` is a slot of the fixed-file table (uringRegisterFile), not an fd.
 Napi::Value PrepVectored(const Napi::CallbackInfo& info, bool write) {
-  RequireArgs(info, 6, write ? "uringPrepWritev" : "uringPrepReadv");
-  Ring& ring = RequireRing(info.Env());
+  Napi::Env env = info.Env();
+  RequireArgs(info, 7, write ? "uringPrepWritev" : "uringPrepReadv");
+  Ring& ring = RequireRing(env);
   int fd = ArgFd(info, 0);
-  IoBuffers buffers = ArgBuffers(info, 1);
   int64_t position = ArgOffset(info, 2, "position");
   uint32_t rwflags = ArgUint32(info, 3, "flags");
   uint64_t id = ArgId(info, 4);
   bool fixed = info[5].ToBoolean();
-  if (fixed && (buffers.iov.size() != 1 || !ring.InFixed(buffers.iov[0].iov_base, buffers.iov[0].iov_len))) {
-    throw Napi::RangeError::New(info.Env(), "a fixed-buffer request needs one buffer inside the registered region");
+  bool fixedFile = info[6].ToBoolean();
+  if (!info[1].IsArray()) throw Napi::TypeError::New(env, "buffers must be an array of ArrayBufferViews");
+  InFlight& slot = ring.FreeSlot(env, id);
+  IoBuffers& buffers = slot.buffers;
+  try {
+    CollectBuffers(env, info[1], buffers);
+    if (fixed && (buffers.iov.size() != 1 || !ring.InFixed(buffers.iov[0].iov_base, buffers.iov[0].iov_len))) {
+      throw Napi::RangeError::New(env, "a fixed-buffer request needs one buffer inside the registered region");
+    }
+    // The kernel reads and writes this memory after we return to JS.
+    if (buffers.callerMemory) throw NotOwnedError(env);
+  } catch (...) {
+    buffers.Clear();  // the slot stays free: drop what was collected
+    throw;
   }
-  // The kernel reads and writes this memory after we return to JS.
-  if (buffers.callerMemory) throw NotOwnedError(info.Env());
-  io_uring_sqe* sqe = ring.Sqe(id);
-  if (!sqe) return Napi::Boolean::New(info.Env(), false);
-  InFlight held{std::move(buffers.keep), std::move(buffers.holds), std::move(buffers.iov)};
+  io_uring_sqe* sqe = ring.Sqe();
+  if (!sqe) {
+    buffers.Clear();
+    return Napi::Boolean::New(env, false);
+  }
+  const iovec* iov = buffers.iov.data();
   if (fixed) {
     // The kernel refuses RWF_ATOMIC here (EINVAL): the policy layer never asks for it.
-    if (write) io_uring_prep_write_fixed(sqe, fd, held.iov[0].iov_base, held.iov[0].iov_len, position, 0);
-    else io_uring_prep_read_fixed(sqe, fd, held.iov[0].iov_base, held.iov[0].iov_len, position, 0);
-  } else if (held.iov.size() == 1) {
+    if (write) io_uring_prep_write_fixed(sqe, fd, iov[0].iov_base, iov[0].iov_len, position, 0);
+    else io_uring_prep_read_fixed(sqe, fd, iov[0].iov_base, iov[0].iov_len, position, 0);
+  } else if (buffers.iov.size() == 1) {
     // WRITE/READ (not the vectored ops) for one buffer: no iovec to import.
-    if (write) io_uring_prep_write(sqe, fd, held.iov[0].iov_base, held.iov[0].iov_len, position);
-    else io_uring_prep_read(sqe, fd, held.iov[0].iov_base, held.iov[0].iov_len, position);
+    if (write) io_uring_prep_write(sqe, fd, iov[0].iov_base, iov[0].iov_len, position);
+    else io_uring_prep_read(sqe, fd, iov[0].iov_base, iov[0].iov_len, position);
   } else {
-    if (write) io_uring_prep_writev(sqe, fd, held.iov.data(), held.iov.size(), position);
-    else io_uring_prep_readv(sqe, fd, held.iov.data(), held.iov.size(), position);
+    if (write) io_uring_prep_writev(sqe, fd, iov, buffers.iov.size(), position);
+    else io_uring_prep_readv(sqe, fd, iov, buffers.iov.size(), position);
   }
   sqe->rw_flags = static_cast<__kernel_rwf_t>(rwflags);
-  ring.Track(sqe, id, std::move(held));
-  return Napi::Boolean::New(info.Env(), true);
+  // The kernel checks the slot when it issues the SQE (-EBADF if empty).
+  if (fixedFile) sqe->flags |= IOSQE_FIXED_FILE;
+  ring.Track(sqe, id);
+  return Napi::Boolean::New(env, true);
 }
 
 Napi::Value PrepWritev(const Napi::CallbackInfo& info) { return PrepVectored(info, true); }
@@ -451,10 +573,11 @@ Napi::Value PrepFsync(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   bool dataOnly = info[1].ToBoolean();
   uint64_t id = ArgId(info, 2);
-  io_uring_sqe* sqe = ring.Sqe(id);
+  ring.FreeSlot(info.Env(), id);
+  io_uring_sqe* sqe = ring.Sqe();
   if (!sqe) return Napi::Boolean::New(info.Env(), false);
   io_uring_prep_fsync(sqe, fd, dataOnly ? IORING_FSYNC_DATASYNC : 0);
-  ring.Track(sqe, id, {});
+  ring.Track(sqe, id);
   return Napi::Boolean::New(info.Env(), true);
 }
 
@@ -467,10 +590,11 @@ Napi::Value PrepFallocate(const Napi::CallbackInfo& info) {
   int64_t offset = ArgOffset(info, 2, "offset");
   int64_t length = ArgOffset(info, 3, "length");
   uint64_t id = ArgId(info, 4);
-  io_uring_sqe* sqe = ring.Sqe(id);
+  ring.FreeSlot(info.Env(), id);
+  io_uring_sqe* sqe = ring.Sqe();
   if (!sqe) return Napi::Boolean::New(info.Env(), false);
   io_uring_prep_fallocate(sqe, fd, mode, offset, length);
-  ring.Track(sqe, id, {});
+  ring.Track(sqe, id);
   return Napi::Boolean::New(info.Env(), true);
 }
 
@@ -482,10 +606,11 @@ Napi::Value PrepFtruncate(const Napi::CallbackInfo& info) {
   int fd = ArgFd(info, 0);
   int64_t size = ArgOffset(info, 1, "size");
   uint64_t id = ArgId(info, 2);
-  io_uring_sqe* sqe = ring.Sqe(id);
+  ring.FreeSlot(info.Env(), id);
+  io_uring_sqe* sqe = ring.Sqe();
   if (!sqe) return Napi::Boolean::New(info.Env(), false);
   io_uring_prep_rw(kOpFtruncate, sqe, fd, nullptr, 0, static_cast<__u64>(size));
-  ring.Track(sqe, id, {});
+  ring.Track(sqe, id);
   return Napi::Boolean::New(info.Env(), true);
 }
 
@@ -498,10 +623,11 @@ Napi::Value PrepSyncFileRange(const Napi::CallbackInfo& info) {
   uint32_t nbytes = ArgUint32(info, 2, "nbytes");  // the SQE's len field is 32 bits
   uint32_t flags = ArgUint32(info, 3, "flags");
   uint64_t id = ArgId(info, 4);
-  io_uring_sqe* sqe = ring.Sqe(id);
+  ring.FreeSlot(info.Env(), id);
+  io_uring_sqe* sqe = ring.Sqe();
   if (!sqe) return Napi::Boolean::New(info.Env(), false);
   io_uring_prep_sync_file_range(sqe, fd, nbytes, offset, static_cast<int>(flags));
-  ring.Track(sqe, id, {});
+  ring.Track(sqe, id);
   return Napi::Boolean::New(info.Env(), true);
 }
 
@@ -514,11 +640,37 @@ Napi::Value PrepCancel(const Napi::CallbackInfo& info) {
   Ring& ring = RequireRing(info.Env());
   uint64_t target = ArgId(info, 0);
   uint64_t id = ArgId(info, 1);
-  io_uring_sqe* sqe = ring.Sqe(id);
+  ring.FreeSlot(info.Env(), id);
+  io_uring_sqe* sqe = ring.Sqe();
   if (!sqe) return Napi::Boolean::New(info.Env(), false);
   io_uring_prep_cancel64(sqe, target, 0);
-  ring.Track(sqe, id, {});
+  ring.Track(sqe, id);
   return Napi::Boolean::New(info.Env(), true);
+}
+
+// (fd) → its slot in this thread's fixed-file table, or -1 when the table is full or missing.
+Napi::Value RegisterFileSlot(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "uringRegisterFile");
+  int r = RequireRing(info.Env()).RegisterFile(ArgFd(info, 0));
+  if (r == -ENOSPC) return Napi::Number::New(info.Env(), -1);
+  if (r < 0) throw ErrnoError(info.Env(), -r, "io_uring_register");
+  return Napi::Number::New(info.Env(), r);
+}
+
+// (slot, fd): the slot now names `fd`.
+Napi::Value ReplaceFileSlot(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 2, "uringReplaceFile");
+  int r = RequireRing(info.Env()).ReplaceFile(ArgInt32(info, 0, "slot"), ArgFd(info, 1));
+  if (r < 0) throw ErrnoError(info.Env(), -r, "io_uring_register");
+  return info.Env().Undefined();
+}
+
+// (slot): empties it (before its fd is closed).
+Napi::Value UnregisterFileSlot(const Napi::CallbackInfo& info) {
+  RequireArgs(info, 1, "uringUnregisterFile");
+  int r = RequireRing(info.Env()).UnregisterFile(ArgInt32(info, 0, "slot"));
+  if (r < 0) throw ErrnoError(info.Env(), -r, "io_uring_register");
+  return info.Env().Undefined();
 }
 
 // (bytes) allocates a region and registers it as fixed buffer 0 of this thread's ring.
@@ -576,6 +728,9 @@ void InitUring(Napi::Env env, Napi::Object exports) {
   exports.Set("uringPrepFtruncate", Napi::Function::New(env, PrepFtruncate, "uringPrepFtruncate"));
   exports.Set("uringPrepSyncFileRange", Napi::Function::New(env, PrepSyncFileRange, "uringPrepSyncFileRange"));
   exports.Set("uringPrepCancel", Napi::Function::New(env, PrepCancel, "uringPrepCancel"));
+  exports.Set("uringRegisterFile", Napi::Function::New(env, RegisterFileSlot, "uringRegisterFile"));
+  exports.Set("uringReplaceFile", Napi::Function::New(env, ReplaceFileSlot, "uringReplaceFile"));
+  exports.Set("uringUnregisterFile", Napi::Function::New(env, UnregisterFileSlot, "uringUnregisterFile"));
   exports.Set("uringRegisterArena", Napi::Function::New(env, RegisterArena, "uringRegisterArena"));
   exports.Set("uringArenaAcquire", Napi::Function::New(env, ArenaAcquireSlot, "uringArenaAcquire"));
   exports.Set("uringCancelQueued", Napi::Function::New(env, CancelQueued, "uringCancelQueued"));

@@ -323,7 +323,7 @@ describe('AbortSignal on an io_uring request that is really waiting in the kerne
       const ac = new AbortController();
       const buf = alignedBuffer(4096);
       const inFlightBefore = engine.inFlight;
-      const pending = abortable('read', ac.signal, () => engine.readv(fd, [buf], 0, 0));
+      const pending = abortable(() => 'read', ac.signal, () => engine.readv(fd, [buf], 0, 0, ac.signal));
       await new Promise((r) => setTimeout(r, 50));
       expect(engine.inFlight).toBe(inFlightBefore + 1); // on the ring, waiting for data that never comes
       ac.abort();

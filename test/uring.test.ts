@@ -177,7 +177,7 @@ for (const fsName of ['ext4', 'xfs'] as const) {
         // for a fixed buffer (docs/kernel-facts.md §2) proves the fixed opcode is used.
         const fixedAtomic = new Promise<number>((resolve, reject) => {
           const done = engine as unknown as { issue(s: string, p: (id: number) => boolean): Promise<number> };
-          done.issue('pwritev2', (id) => native.uringPrepWritev(fd, [data], 0, C.RWF_ATOMIC, id, true)).then(resolve, reject);
+          done.issue('pwritev2', (id) => native.uringPrepWritev(fd, [data], 0, C.RWF_ATOMIC, id, true, false)).then(resolve, reject);
         });
         if (f.capabilities.atomic.supported) {
           await expect(fixedAtomic).rejects.toMatchObject({ code: 'EINVAL' });
@@ -189,7 +189,7 @@ for (const fsName of ['ext4', 'xfs'] as const) {
           await expect(fixedAtomic).rejects.toMatchObject({ code: 'EOPNOTSUPP' });
         }
         // A fixed request outside the registered memory is refused before the kernel.
-        expect(() => native.uringPrepWritev(fd, [alignedBuffer(4096)], 0, 0, 77, true)).toThrow(RangeError);
+        expect(() => native.uringPrepWritev(fd, [alignedBuffer(4096)], 0, 0, 77, true, false)).toThrow(RangeError);
         releaseBuffer(data);
         releaseBuffer(back);
       } finally {

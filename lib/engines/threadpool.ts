@@ -4,30 +4,43 @@ import { isOwnedMemory } from '../aligned';
 import { native } from '../native';
 import { needsOwnedCopy } from '../policies/ownership';
 import { readThroughCopy, writeThroughCopy } from './caller-memory';
-import type { Engine } from './engine';
-import { AbortError, currentSignal } from '../habits';
+import type { Completion, Engine } from './engine';
+import { AbortError } from '../habits';
 
 /** A read or write whose caller's AbortSignal fired before it was issued is never issued (one in flight cannot be stopped). */
-function abortedBefore(syscall: string): Promise<never> | undefined {
-  const signal = currentSignal();
+function abortedBefore(syscall: string, signal: AbortSignal | undefined): Promise<never> | undefined {
   return signal?.aborted ? Promise.reject(new AbortError(syscall, signal.reason)) : undefined;
 }
 
 export class ThreadPoolEngine implements Engine {
   readonly name = 'threadpool' as const;
 
-  writev(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
-    const aborted = abortedBefore('pwritev2');
+  writev(fd: number, buffers: Uint8Array[], position: number, rwflags: number, signal?: AbortSignal): Promise<number> {
+    const aborted = abortedBefore('pwritev2', signal);
     if (aborted) return aborted;
     if (needsOwnedCopy(buffers, isOwnedMemory)) return writeThroughCopy(buffers, (owned) => native.pwritev2(fd, owned, position, rwflags));
     return native.pwritev2(fd, buffers, position, rwflags);
   }
 
-  readv(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
-    const aborted = abortedBefore('preadv2');
+  readv(fd: number, buffers: Uint8Array[], position: number, rwflags: number, signal?: AbortSignal): Promise<number> {
+    const aborted = abortedBefore('preadv2', signal);
     if (aborted) return aborted;
     if (needsOwnedCopy(buffers, isOwnedMemory)) return readThroughCopy(buffers, (owned) => native.preadv2(fd, owned, position, rwflags));
     return native.preadv2(fd, buffers, position, rwflags);
+  }
+
+  startWritev(fd: number, buffers: Uint8Array[], position: number, rwflags: number, signal: AbortSignal | undefined, done: Completion): void {
+    this.writev(fd, buffers, position, rwflags, signal).then(
+      (n) => done.complete(n),
+      (err: unknown) => done.fail(err),
+    );
+  }
+
+  startReadv(fd: number, buffers: Uint8Array[], position: number, rwflags: number, signal: AbortSignal | undefined, done: Completion): void {
+    this.readv(fd, buffers, position, rwflags, signal).then(
+      (n) => done.complete(n),
+      (err: unknown) => done.fail(err),
+    );
   }
 
   async fsync(fd: number, dataOnly: boolean): Promise<void> {

@@ -8,6 +8,12 @@
 //   out as completions free slots.
 // - Results are pwritev2's: a byte count that may be short, or the errno as
 //   the same Error the thread-pool engine gives.
+// - Lean per request (issue 14): a request is its Completion, kept in a slot
+//   array under its id (the SQE's user_data); ids come from a free list, the
+//   native side keeps the buffers' holds in a slot of the same number, and a
+//   batch of completions arrives as a count over two typed arrays shared with
+//   the native side. The fast paths pass their own Completion (start*), so a
+//   write makes one promise, the caller's.
 // - One engine per thread for every copy of this module: it is kept on the
 //   addon's exports, which copies loaded in one thread share (vitest's
 //   per-file module registries load lib/ again, not the addon).
@@ -18,17 +24,16 @@ import { OdirectError } from '../errors';
 import { C, native } from '../native';
 import { needsOwnedCopy } from '../policies/ownership';
 import { readThroughCopy, writeThroughCopy } from './caller-memory';
-import type { Engine } from './engine';
+import { type Completion, PromiseCompletion, type Engine } from './engine';
 import { FixedArena } from '../mechanisms/fixed-arena';
-import { AbortError, currentSignal } from '../habits';
+import { AbortError } from '../habits';
 
-interface Request {
+/** A request waiting for room on the ring (SQ full or at the in-flight limit). */
+interface Waiting {
   syscall: string;
   prep: (id: number) => boolean;
-  resolve: (result: number) => void;
-  reject: (err: unknown) => void;
-  /** Set once on the SQ: what an AbortSignal cancels. */
-  id?: number;
+  done: Completion;
+  signal: AbortSignal | undefined;
 }
 
 const RING_ENTRIES = 256;
@@ -42,15 +47,21 @@ const submitBackoffMs = (attempt: number): number => Math.min(1000, 1 << attempt
 
 export class UringEngine implements Engine {
   readonly name = 'uring' as const;
-  private readonly pending = new Map<number, Request>();
-  private readonly backlog: Request[] = [];
+  /** By id: the request's Completion while its SQE is on the ring (undefined once given up on). */
+  private readonly done: (Completion | undefined)[];
+  private readonly syscalls: string[];
+  /** By id: the abort listener of a request that has a signal. */
+  private readonly aborts: ((() => void) | undefined)[];
+  /** Ids not on the ring; an id comes back only with its CQE (a NOP'd or cancelled one too). */
+  private readonly freeIds: number[] = [];
+  private readonly backlog: Waiting[] = [];
+  /** fd → its slot in the ring's fixed-file table (registerFile); holes for fds not registered. */
+  private readonly fileSlots: number[] = [];
   private readonly limit: number;
-  private nextId = 1;
   private flushQueued = false;
+  private readonly flushBound = (): void => this.flush();
   private unsubmitted = 0;
   private submitFailures = 0;
-  /** Ids whose SQEs were turned into NOPs: not reused until their CQE comes. */
-  private readonly cancelled = new Set<number>();
   /** Registered memory (fixed buffer 0); undefined if registering failed (e.g. RLIMIT_MEMLOCK). */
   readonly arena: FixedArena | undefined;
   readonly deferTaskrun: boolean;
@@ -58,32 +69,139 @@ export class UringEngine implements Engine {
   private readonly canFtruncate: boolean;
 
   constructor(entries = RING_ENTRIES, deferTaskrun = process.env.ODIRECT_URING_DEFER_TASKRUN === '1') {
-    const info = native.uringInit(entries, (ids, results) => this.complete(ids, results), deferTaskrun);
+    let completedIds: Uint32Array | undefined;
+    let completedResults: Int32Array | undefined;
+    const info = native.uringInit(entries, (count) => this.complete(completedIds!, completedResults!, count), deferTaskrun);
+    completedIds = info.completedIds;
+    completedResults = info.completedResults;
+    // The native side has a slot for each id in [1, cqEntries]: as many on the
+    // ring as the CQ holds, so it cannot overflow.
     this.limit = info.cqEntries;
+    this.done = new Array<Completion | undefined>(this.limit + 1).fill(undefined);
+    this.syscalls = new Array<string>(this.limit + 1).fill('');
+    this.aborts = new Array<(() => void) | undefined>(this.limit + 1).fill(undefined);
+    for (let id = this.limit; id >= 1; id--) this.freeIds.push(id);
     this.canFtruncate = info.ftruncate;
     this.deferTaskrun = deferTaskrun;
     this.arena = ARENA_BYTES > 0 ? registerArena(ARENA_BYTES) : undefined;
   }
 
+  /** Requests on the ring (their CQE not reaped yet). */
   get inFlight(): number {
-    return this.pending.size;
+    return this.limit - this.freeIds.length;
   }
 
+  /**
+   * Puts `fd` in the ring's fixed-file table (DirectFile.open): its reads and
+   * writes then name the slot (IOSQE_FIXED_FILE), so the kernel skips the fd
+   * lookup and file reference per request. Nothing happens when the table is
+   * full or the kernel has none. The caller must unregisterFile(fd) before
+   * closing fd. An fd number already in the table (closed behind odirect's back
+   * and reused) gets its slot pointed at the file the number names now, which is
+   * where a plain fd would write too.
+   */
+  registerFile(fd: number): void {
+    const slot = this.fileSlots[fd];
+    if (slot !== undefined) return native.uringReplaceFile(slot, fd);
+    const taken = native.uringRegisterFile(fd);
+    if (taken >= 0) this.fileSlots[fd] = taken;
+  }
+
+  /** The fixed-file slot `fd`'s requests name now, if any. */
+  fileSlot(fd: number): number | undefined {
+    return this.fileSlots[fd];
+  }
+
+  /**
+   * Takes `fd` out of the fixed-file table, before it is closed. SQEs prepared
+   * but not yet submitted name the slot: they are submitted first (the kernel
+   * takes its own reference on the file when it issues them).
+   */
+  unregisterFile(fd: number): void {
+    const slot = this.fileSlots[fd];
+    if (slot === undefined) return;
+    delete this.fileSlots[fd];
+    if (this.unsubmitted > 0) this.flush();
+    native.uringUnregisterFile(slot);
+  }
+
+  /** Requests waiting for room on the ring. */
   get queued(): number {
     return this.backlog.length;
   }
 
-  writev(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
-    if (needsOwnedCopy(buffers, isOwnedMemory)) return writeThroughCopy(buffers, (owned) => this.writev(fd, owned, position, rwflags));
-    // The kernel rejects RWF_ATOMIC on WRITE_FIXED (a bvec, not one user buffer): never fixed then.
-    const fixed = !(rwflags & C.RWF_ATOMIC) && this.isFixed(buffers);
-    return this.issueAbortable('pwritev2', (id) => native.uringPrepWritev(fd, buffers, position, rwflags, id, fixed));
+  writev(fd: number, buffers: Uint8Array[], position: number, rwflags: number, signal?: AbortSignal): Promise<number> {
+    const done = new PromiseCompletion();
+    this.startWritev(fd, buffers, position, rwflags, signal, done);
+    return done.promise;
   }
 
-  readv(fd: number, buffers: Uint8Array[], position: number, rwflags: number): Promise<number> {
-    if (needsOwnedCopy(buffers, isOwnedMemory)) return readThroughCopy(buffers, (owned) => this.readv(fd, owned, position, rwflags));
+  readv(fd: number, buffers: Uint8Array[], position: number, rwflags: number, signal?: AbortSignal): Promise<number> {
+    const done = new PromiseCompletion();
+    this.startReadv(fd, buffers, position, rwflags, signal, done);
+    return done.promise;
+  }
+
+  startWritev(fd: number, buffers: Uint8Array[], position: number, rwflags: number, signal: AbortSignal | undefined, done: Completion): void {
+    if (needsOwnedCopy(buffers, isOwnedMemory)) {
+      writeThroughCopy(buffers, (owned) => this.writev(fd, owned, position, rwflags, signal)).then(
+        (n) => done.complete(n),
+        (err: unknown) => done.fail(err),
+      );
+      return;
+    }
+    // The kernel rejects RWF_ATOMIC on WRITE_FIXED (a bvec, not one user buffer): never fixed then.
+    const fixed = !(rwflags & C.RWF_ATOMIC) && this.isFixed(buffers);
+    const slot = this.fileSlots[fd];
+    const target = slot ?? fd;
+    const fixedFile = slot !== undefined;
+    if (this.backlog.length === 0 && signal === undefined) {
+      // The common case, without a closure: straight onto the SQ when there is room.
+      const id = this.freeIds.pop();
+      if (id !== undefined) {
+        let queued: boolean;
+        try {
+          queued = native.uringPrepWritev(target, buffers, position, rwflags, id, fixed, fixedFile);
+        } catch (err) {
+          this.freeIds.push(id);
+          done.fail(err); // a native argument check: settled, not queued
+          return;
+        }
+        if (queued) return this.onRing(id, 'pwritev2', done);
+        this.freeIds.push(id);
+      }
+    }
+    this.start('pwritev2', (id) => native.uringPrepWritev(target, buffers, position, rwflags, id, fixed, fixedFile), done, signal);
+  }
+
+  startReadv(fd: number, buffers: Uint8Array[], position: number, rwflags: number, signal: AbortSignal | undefined, done: Completion): void {
+    if (needsOwnedCopy(buffers, isOwnedMemory)) {
+      readThroughCopy(buffers, (owned) => this.readv(fd, owned, position, rwflags, signal)).then(
+        (n) => done.complete(n),
+        (err: unknown) => done.fail(err),
+      );
+      return;
+    }
     const fixed = this.isFixed(buffers);
-    return this.issueAbortable('preadv2', (id) => native.uringPrepReadv(fd, buffers, position, rwflags, id, fixed));
+    const slot = this.fileSlots[fd];
+    const target = slot ?? fd;
+    const fixedFile = slot !== undefined;
+    if (this.backlog.length === 0 && signal === undefined) {
+      const id = this.freeIds.pop();
+      if (id !== undefined) {
+        let queued: boolean;
+        try {
+          queued = native.uringPrepReadv(target, buffers, position, rwflags, id, fixed, fixedFile);
+        } catch (err) {
+          this.freeIds.push(id);
+          done.fail(err);
+          return;
+        }
+        if (queued) return this.onRing(id, 'preadv2', done);
+        this.freeIds.push(id);
+      }
+    }
+    this.start('preadv2', (id) => native.uringPrepReadv(target, buffers, position, rwflags, id, fixed, fixedFile), done, signal);
   }
 
   private isFixed(buffers: Uint8Array[]): boolean {
@@ -114,74 +232,76 @@ export class UringEngine implements Engine {
     await this.issue('sync_file_range', (id) => native.uringPrepSyncFileRange(fd, offset, nbytes, flags, id));
   }
 
-  private issue(syscall: string, prep: (id: number) => boolean): Promise<number> {
-    return new Promise<number>((resolve, reject) => {
-      const request: Request = { syscall, prep, resolve, reject };
-      if (this.backlog.length > 0 || !this.tryPrep(request)) this.backlog.push(request);
-    });
+  /** Any request, by its prep function (also what tests use to send a raw SQE). */
+  issue(syscall: string, prep: (id: number) => boolean, signal?: AbortSignal): Promise<number> {
+    const done = new PromiseCompletion();
+    this.start(syscall, prep, done, signal);
+    return done.promise;
   }
 
   /**
-   * A read or write under the caller's AbortSignal (habits.ts currentSignal): aborted
-   * before, it is never issued; waiting in the backlog, it is dropped; on the ring, an
+   * A request, under the caller's AbortSignal if it has one: aborted before, it
+   * is never issued; waiting in the backlog, it is dropped; on the ring, an
    * IORING_OP_ASYNC_CANCEL is sent and the request settles with its own CQE, so its
    * buffers stay held until the kernel is done with them (docs/memory.md).
    */
-  private issueAbortable(syscall: string, prep: (id: number) => boolean): Promise<number> {
-    const signal = currentSignal();
-    if (!signal) return this.issue(syscall, prep);
-    if (signal.aborted) return Promise.reject(new AbortError(syscall, signal.reason));
-    return new Promise<number>((resolve, reject) => {
-      const onAbort = (): void => {
-        const queued = this.backlog.indexOf(request);
-        if (queued >= 0) {
-          this.backlog.splice(queued, 1);
-          request.reject(new AbortError(syscall, signal.reason));
-        } else if (request.id !== undefined && this.pending.get(request.id) === request) {
-          const target = request.id;
-          this.issue('async_cancel', (id) => native.uringPrepCancel(target, id)).catch(() => undefined); // ENOENT/EALREADY: it completes as usual
-        }
-      };
-      const settle = <A>(fn: (a: A) => void) => (a: A): void => {
-        signal.removeEventListener('abort', onAbort);
-        fn(a);
-      };
-      const request: Request = { syscall, prep, resolve: settle(resolve), reject: settle(reject) };
-      signal.addEventListener('abort', onAbort, { once: true });
-      if (this.backlog.length > 0 || !this.tryPrep(request)) this.backlog.push(request);
-    });
+  private start(syscall: string, prep: (id: number) => boolean, done: Completion, signal: AbortSignal | undefined): void {
+    if (signal?.aborted) return done.fail(new AbortError(syscall, signal.reason));
+    const waiting: Waiting = { syscall, prep, done, signal };
+    if (this.backlog.length > 0 || !this.tryPrep(waiting)) {
+      this.backlog.push(waiting);
+      if (signal) signal.addEventListener('abort', () => this.abortWaiting(waiting), { once: true });
+    }
+  }
+
+  private abortWaiting(waiting: Waiting): void {
+    const at = this.backlog.indexOf(waiting);
+    if (at < 0) return; // on the ring by now: onRing's own listener cancels it
+    this.backlog.splice(at, 1);
+    waiting.done.fail(new AbortError(waiting.syscall, waiting.signal!.reason));
   }
 
   /** Puts the request on the SQ if there is room in the ring and under the in-flight limit. */
-  private tryPrep(request: Request): boolean {
-    if (this.pending.size >= this.limit) return false;
-    const id = this.allocateId();
+  private tryPrep(waiting: Waiting): boolean {
+    const id = this.freeIds.pop();
+    if (id === undefined) return false;
     let queued: boolean;
     try {
-      queued = request.prep(id);
+      queued = waiting.prep(id);
     } catch (err) {
-      request.reject(err); // a native argument check: settled, not queued
+      this.freeIds.push(id);
+      waiting.done.fail(err); // a native argument check: settled, not queued
       return true;
     }
-    if (!queued) return false;
-    request.id = id;
-    this.pending.set(id, request);
-    this.unsubmitted++;
-    this.scheduleFlush();
+    if (!queued) {
+      this.freeIds.push(id);
+      return false;
+    }
+    this.onRing(id, waiting.syscall, waiting.done, waiting.signal);
     return true;
   }
 
-  private allocateId(): number {
-    do {
-      this.nextId = this.nextId >= 0xffffffff ? 1 : this.nextId + 1;
-    } while (this.pending.has(this.nextId) || this.cancelled.has(this.nextId));
-    return this.nextId;
+  private onRing(id: number, syscall: string, done: Completion, signal?: AbortSignal): void {
+    this.done[id] = done;
+    this.syscalls[id] = syscall;
+    if (signal) {
+      const onAbort = (): void => {
+        this.issue('async_cancel', (cancelId) => native.uringPrepCancel(id, cancelId)).catch(() => undefined); // ENOENT/EALREADY: it completes as usual
+      };
+      signal.addEventListener('abort', onAbort, { once: true });
+      this.aborts[id] = () => signal.removeEventListener('abort', onAbort);
+    }
+    this.unsubmitted++;
+    if (!this.flushQueued) {
+      this.flushQueued = true;
+      process.nextTick(this.flushBound);
+    }
   }
 
   private scheduleFlush(): void {
     if (this.flushQueued) return;
     this.flushQueued = true;
-    process.nextTick(() => this.flush());
+    process.nextTick(this.flushBound);
   }
 
   private flush(): void {
@@ -214,24 +334,35 @@ export class UringEngine implements Engine {
     );
     this.submitFailures = 0;
     this.unsubmitted = 0;
+    // Their ids stay taken until the NOPs' CQEs come back.
     for (const id of native.uringCancelQueued()) {
-      this.cancelled.add(id);
-      const request = this.pending.get(id);
-      if (!request) continue;
-      this.pending.delete(id);
-      request.reject(reason);
+      const done = this.settle(id);
+      done?.fail(reason);
     }
   }
 
-  private complete(ids: Uint32Array, results: Int32Array): void {
-    for (let i = 0; i < ids.length; i++) {
-      const request = this.pending.get(ids[i]!);
-      this.cancelled.delete(ids[i]!);
-      if (!request) continue;
-      this.pending.delete(ids[i]!);
+  /** Takes the request off its slot (its abort listener too); the id stays taken. */
+  private settle(id: number): Completion | undefined {
+    const done = this.done[id];
+    this.done[id] = undefined;
+    const unlisten = this.aborts[id];
+    if (unlisten) {
+      this.aborts[id] = undefined;
+      unlisten();
+    }
+    return done;
+  }
+
+  /** A batch of CQEs, written by the native side into the shared arrays. */
+  private complete(ids: Uint32Array, results: Int32Array, count: number): void {
+    for (let i = 0; i < count; i++) {
+      const id = ids[i]!;
       const res = results[i]!;
-      if (res < 0) request.reject(native.errnoError(-res, request.syscall));
-      else request.resolve(res);
+      const done = this.settle(id);
+      this.freeIds.push(id);
+      if (!done) continue; // given up on (rejectQueued): its NOP came back
+      if (res < 0) done.fail(native.errnoError(-res, this.syscalls[id]!));
+      else done.complete(res);
     }
     while (this.backlog.length > 0 && this.tryPrep(this.backlog[0]!)) this.backlog.shift();
   }

@@ -1,8 +1,10 @@
 // Doing a read: decide its route (policies/route.ts), run it, retry once clamped on EIO.
 import { assertViewUnchanged } from '../engines/caller-memory';
+import type { Completion } from '../engines/engine';
 import { bouncePool } from '../mechanisms/bounce-pool';
 import { countRead, decideRead, readNeedsSize, type ReadRequest, type ReadRoute } from '../policies/route';
 import { withContext } from '../errors';
+import { AbortError } from '../habits';
 import type { FileStats } from '../types';
 import type { FileContext } from './context';
 
@@ -15,43 +17,65 @@ const EIO = 5;
  */
 export function performRead(file: FileContext, request: ReadRequest, stats: FileStats): Promise<number> {
   // The fast path: inside the size this handle knows (no statx), aligned, no
-  // barrier up: from the call to the SQE with the engine's request only, settled
-  // one step after the engine's promise.
+  // barrier up: from the call to the SQE with the request's state (FastDirectRead,
+  // the engine's Completion) and one promise, the caller's.
   if (!readNeedsSize(request, file.facts, file.size.value)) {
     const route = decideRead(request, file.facts, undefined);
     if (route.kind === 'direct' && route.length === request.into.byteLength && file.gate.tryEnter()) {
-      let read: Promise<number>;
+      const op = new FastDirectRead(file, request, route, stats);
+      const promise = new Promise<number>((resolve, reject) => {
+        op.resolve = resolve;
+        op.reject = reject;
+      });
       try {
-        read = file.io.readv(file.fd, [request.into], request.position, 0);
+        file.io.startReadv(file.fd, [request.into], request.position, 0, request.signal, op);
       } catch (err) {
-        file.gate.leave();
-        return Promise.reject(readError(file, request, err));
+        op.fail(err);
       }
-      return read.then(
-        (n) => {
-          countRead(stats, DIRECT_ATTEMPT, n);
-          file.gate.leave();
-          return n;
-        },
-        (err: unknown) => {
-          if ((err as { errno?: number }).errno !== EIO) {
-            file.gate.leave();
-            throw readError(file, request, err);
-          }
-          return retryClamped(file, request, route, err, stats).then(
-            (n) => (file.gate.leave(), n),
-            (failed: unknown) => {
-              file.gate.leave();
-              throw readError(file, request, failed);
-            },
-          );
-        },
-      );
+      return promise;
     }
   }
   return file.gate.run(() => readOrdered(file, request, stats)).catch((err: unknown) => {
     throw readError(file, request, err);
   });
+}
+
+/** A fast direct read in flight: counted in the gate until the engine reports. */
+class FastDirectRead implements Completion {
+  resolve!: (n: number) => void;
+  reject!: (err: unknown) => void;
+
+  constructor(
+    private readonly file: FileContext,
+    private readonly request: ReadRequest,
+    private readonly route: Extract<ReadRoute, { kind: 'direct' }>,
+    private readonly stats: FileStats,
+  ) {}
+
+  complete(n: number): void {
+    countRead(this.stats, DIRECT_ATTEMPT, n);
+    this.file.gate.leave();
+    this.resolve(n);
+  }
+
+  fail(err: unknown): void {
+    const { file, request } = this;
+    if ((err as { errno?: number }).errno !== EIO) {
+      file.gate.leave();
+      this.reject(readError(file, request, err));
+      return;
+    }
+    retryClamped(file, request, this.route, err, this.stats).then(
+      (n) => {
+        file.gate.leave();
+        this.resolve(n);
+      },
+      (failed: unknown) => {
+        file.gate.leave();
+        this.reject(readError(file, request, failed));
+      },
+    );
+  }
 }
 
 const DIRECT_ATTEMPT: ReadRoute['kind'][] = ['direct'];
@@ -61,6 +85,8 @@ function readError(file: FileContext, request: ReadRequest, err: unknown): unkno
 }
 
 async function readOrdered(file: FileContext, request: ReadRequest, stats: FileStats): Promise<number> {
+  // Aborted while it waited for its turn: nothing of it is issued.
+  if (request.signal?.aborted) throw new AbortError('preadv2', request.signal.reason);
   const size = readNeedsSize(request, file.facts, file.size.value) ? file.statSize() : undefined;
   const route = decideRead(request, file.facts, size);
   if (route.kind === 'refused') throw route.error;
@@ -93,16 +119,16 @@ async function executeRead(file: FileContext, request: ReadRequest, route: Exclu
     case 'empty':
       return 0;
     case 'buffered':
-      return file.io.readv(await file.buffered(), [into], position, 0);
+      return file.io.readv(await file.buffered(), [into], position, 0, request.signal);
     case 'direct':
-      return file.io.readv(file.fd, [route.length === into.byteLength ? into : into.subarray(0, route.length)], position, 0);
+      return file.io.readv(file.fd, [route.length === into.byteLength ? into : into.subarray(0, route.length)], position, 0, request.signal);
     case 'bounced': {
       // Read the enclosing aligned range and copy out the part asked for.
       const { span, length } = route;
       const bounce = bouncePool.acquire(span.end - span.start);
       try {
         const intoLength = into.byteLength;
-        const n = await file.io.readv(file.fd, [bounce], span.start, 0);
+        const n = await file.io.readv(file.fd, [bounce], span.start, 0, request.signal);
         const available = Math.max(0, Math.min(length, span.start + n - position));
         assertViewUnchanged(into, intoLength); // detached or shrunk while the read ran: a typed error
         into.set(bounce.subarray(position - span.start, position - span.start + available));

@@ -2,6 +2,7 @@
 // executor of that route kind, count it. One executor per route kind; each
 // takes the file, the request and its route, and returns what it did.
 import { AtomicWriteError, OdirectError, withContext } from '../errors';
+import { AbortError } from '../habits';
 import { bouncePool } from '../mechanisms/bounce-pool';
 import { checkAtomicResult } from '../policies/atomic';
 import { gather, partialBlocks } from '../policies/rmw';
@@ -14,6 +15,8 @@ import {
   type WriteRoute,
 } from '../policies/route';
 import type { CacheMode, FileStats, WriteResult } from '../types';
+import type { Completion } from '../engines/engine';
+import type { Hold } from '../mechanisms/range-lock';
 import { writeCached } from './cache';
 import type { FileContext } from './context';
 import { finishBuffered, skipBytes } from './fallback';
@@ -37,6 +40,8 @@ async function performOrdered(file: FileContext, request: WriteRequest, decided:
   const outcome = await file.gate.write(decided.reach, end, async (knownSize) => {
     let size = knownSize;
     let route: WriteRoute = decided;
+    // Aborted while it waited for its turn: nothing of it is issued.
+    if (request.signal?.aborted) throw new AbortError('pwritev2', request.signal.reason);
     try {
       if (decided.reach > knownSize) size = file.refreshSize();
       // The size moved while this write waited for its turn (extending writes before it, a truncate).
@@ -68,9 +73,10 @@ function writeError(file: FileContext, request: WriteRequest, err: unknown): unk
  * (no statx, no ordering behind other extending writes), not atomic, a shared
  * range and no exclusive request held or waiting (so the range lock cannot make
  * it wait), no barrier (truncate, close) up. From the call to the SQE it then
- * allocates only the engine's request, and its promise settles one step after
- * the engine's. Undefined when any of that does not hold: the ordinary path
- * (performOrdered) runs the same route with the same executor's rules.
+ * allocates the request's state (FastDirectWrite, which is the engine's
+ * Completion) and one promise, the caller's. Undefined when any of that does
+ * not hold: the ordinary path (performOrdered) runs the same route with the
+ * same executor's rules.
  */
 function writeDirectFast(file: FileContext, request: WriteRequest, route: Route<'direct'>, stats: FileStats): Promise<WriteResult> | undefined {
   const { lock } = route;
@@ -81,41 +87,60 @@ function writeDirectFast(file: FileContext, request: WriteRequest, route: Route<
     file.locks.drop(hold);
     return undefined;
   }
-  let written: Promise<number>;
+  const op = new FastDirectWrite(file, request, route, stats, hold);
+  const promise = new Promise<WriteResult>((resolve, reject) => {
+    op.resolve = resolve;
+    op.reject = reject;
+  });
   try {
-    written = file.io.writev(file.fd, request.chunks as Uint8Array[], request.position, route.rwflags);
+    file.io.startWritev(file.fd, request.chunks as Uint8Array[], request.position, route.rwflags, request.signal, op);
   } catch (err) {
-    file.locks.drop(hold);
-    file.gate.leave();
-    return Promise.reject(writeError(file, request, err));
+    op.fail(err);
   }
-  return written.then(
-    (n) => {
-      file.locks.drop(hold);
-      if (n === request.length) {
-        countWrite(stats, DONE.direct, request.length);
-        file.gate.leave();
-        return { bytesWritten: request.length, path: 'direct' };
-      }
-      // Short (RLIMIT_FSIZE, ENOSPC part way): the rest through the fallback, still counted in flight.
-      return finishDirect(file, request, route, n).then(
-        (outcome) => {
-          countWrite(stats, outcome, request.length);
-          file.gate.leave();
-          return writeResult(request, outcome);
-        },
-        (err: unknown) => {
-          file.gate.leave();
-          throw writeError(file, request, err);
-        },
-      );
-    },
-    (err: unknown) => {
-      file.locks.drop(hold);
+  return promise;
+}
+
+/** A fast direct write in flight: holds its shared range and its place in the gate until the engine reports. */
+class FastDirectWrite implements Completion {
+  resolve!: (result: WriteResult) => void;
+  reject!: (err: unknown) => void;
+
+  constructor(
+    private readonly file: FileContext,
+    private readonly request: WriteRequest,
+    private readonly route: Route<'direct'>,
+    private readonly stats: FileStats,
+    private readonly hold: Hold,
+  ) {}
+
+  complete(n: number): void {
+    const { file, request } = this;
+    file.locks.drop(this.hold);
+    if (n === request.length) {
+      countWrite(this.stats, DONE.direct, request.length);
       file.gate.leave();
-      throw writeError(file, request, err);
-    },
-  );
+      this.resolve({ bytesWritten: request.length, path: 'direct' });
+      return;
+    }
+    // Short (RLIMIT_FSIZE, ENOSPC part way): the rest through the fallback, still counted in flight.
+    finishDirect(file, request, this.route, n).then(
+      (outcome) => {
+        countWrite(this.stats, outcome, request.length);
+        file.gate.leave();
+        this.resolve(writeResult(request, outcome));
+      },
+      (err: unknown) => {
+        file.gate.leave();
+        this.reject(writeError(file, request, err));
+      },
+    );
+  }
+
+  fail(err: unknown): void {
+    this.file.locks.drop(this.hold);
+    this.file.gate.leave();
+    this.reject(writeError(this.file, this.request, err));
+  }
 }
 
 function execute(file: FileContext, request: WriteRequest, route: Exclude<WriteRoute, { kind: 'refused' }>): Promise<WriteOutcome> {
@@ -135,7 +160,7 @@ function execute(file: FileContext, request: WriteRequest, route: Exclude<WriteR
 
 const writeDirect: Executor<'direct'> = async (file, request, route) => {
   const written = await file.underLock(route.lock, () =>
-    file.io.writev(file.fd, request.chunks as Uint8Array[], request.position, route.rwflags),
+    file.io.writev(file.fd, request.chunks as Uint8Array[], request.position, route.rwflags, request.signal),
   );
   // The common case, without another async step: all written, nothing atomic to check.
   if (written === request.length && !route.atomic) return DONE.direct;
@@ -148,7 +173,7 @@ const writeBounced: Executor<'bounced'> = async (file, request, route) => {
     const bounce = bouncePool.acquire(request.length);
     try {
       gather(request.chunks, bounce, 0);
-      return await file.io.writev(file.fd, [bounce], request.position, route.rwflags);
+      return await file.io.writev(file.fd, [bounce], request.position, route.rwflags, request.signal);
     } finally {
       bouncePool.release(bounce);
     }
@@ -166,11 +191,11 @@ const readModifyWrite: Executor<'readModifyWrite'> = async (file, request, route
     try {
       for (const block of partialBlocks(span, position, length, align)) {
         const view = bounce.subarray(block - span.start, block - span.start + align);
-        const n = await file.io.readv(file.fd, [view], block, 0);
+        const n = await file.io.readv(file.fd, [view], block, 0, request.signal);
         view.fill(0, n); // a block cut by EOF reads short: the rest is zeros in the file
       }
       gather(request.chunks, bounce, position - span.start);
-      const n = await file.io.writev(file.fd, [bounce], span.start, route.rwflags);
+      const n = await file.io.writev(file.fd, [bounce], span.start, route.rwflags, request.signal);
       // How many of the caller's bytes reached the disk.
       return Math.max(0, Math.min(length, span.start + n - position));
     } finally {
@@ -215,7 +240,7 @@ const writeBuffered: Executor<'buffered'> = (file, request, route) =>
     const { chunks, position, length } = request;
     const fd = await file.buffered();
     if (route.cache === 'default') {
-      await writeAll(file, fd, chunks, position, length, route.rwflags);
+      await writeAll(file, fd, chunks, position, length, route.rwflags, request.signal);
     } else {
       const target = { engine: file.io, fd, dontcache: file.facts.caps.dontcache };
       const written = await writeCached(target, route.cache as Exclude<CacheMode, 'default'>, chunks as Uint8Array[], position, route.rwflags);
@@ -233,10 +258,18 @@ function writeFallback(file: FileContext, request: WriteRequest, route: Route<'f
 }
 
 /** A buffered write to `fd`, repeated until all of it is written. */
-async function writeAll(file: FileContext, fd: number, chunks: readonly Uint8Array[], position: number, length: number, rwflags: number): Promise<void> {
+async function writeAll(
+  file: FileContext,
+  fd: number,
+  chunks: readonly Uint8Array[],
+  position: number,
+  length: number,
+  rwflags: number,
+  signal: AbortSignal | undefined,
+): Promise<void> {
   let done = 0;
   while (done < length) {
-    const written = await file.io.writev(fd, skipBytes(chunks, done), position + done, rwflags);
+    const written = await file.io.writev(fd, skipBytes(chunks, done), position + done, rwflags, signal);
     if (written <= 0) throw new OdirectError('ERR_SHORT_WRITE', `write at ${position + done} wrote nothing`, { path: file.path });
     done += written;
   }

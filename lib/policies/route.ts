@@ -26,6 +26,8 @@ export interface WriteRequest {
   atomic: boolean;
   cache: CacheMode;
   dsync: boolean;
+  /** The caller's AbortSignal, handed to every read and write the route makes. */
+  signal?: AbortSignal;
 }
 
 /** What the handle knows about its file that does not change while it is open. */
@@ -226,6 +228,8 @@ export function countWrite(stats: FileStats, outcome: WriteOutcome, bytes: numbe
 export interface ReadRequest {
   into: Uint8Array;
   position: number;
+  /** The caller's AbortSignal, handed to the read(s) the route makes. */
+  signal?: AbortSignal;
 }
 
 export type ReadRoute =
