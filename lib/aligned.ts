@@ -25,21 +25,34 @@ export function isMemoryAligned(view: ArrayBufferView, alignment: number): boole
   return alignment <= 1 || native.addressModulo(view, alignment) === 0;
 }
 
-// The ArrayBuffers of odirect memory, shared by every copy of this module that
-// loaded the same addon (kept on the addon's exports), so a buffer from one copy
-// is recognised by another.
-const OWNED_SET = Symbol.for('odirect.ownedArrayBuffers');
-const ownedArrayBuffers: WeakSet<ArrayBufferLike> = ((native as unknown as Record<symbol, WeakSet<ArrayBufferLike>>)[OWNED_SET] ??=
-  new WeakSet());
+// The ArrayBuffers of odirect memory, with the alignment of their first byte's
+// address, shared by every copy of this module that loaded the same addon (kept
+// on the addon's exports), so a buffer from one copy is recognised by another.
+const OWNED_MAP = Symbol.for('odirect.ownedArrayBufferAlignment');
+const ownedArrayBuffers: WeakMap<ArrayBufferLike, number> = ((native as unknown as Record<symbol, WeakMap<ArrayBufferLike, number>>)[OWNED_MAP] ??=
+  new WeakMap());
 
-/** Marks an ArrayBuffer as odirect memory (the registered arena's slots). */
-export function markOwned(buffer: ArrayBuffer): void {
-  ownedArrayBuffers.add(buffer);
+/** Marks an ArrayBuffer as odirect memory whose address is a multiple of `baseAlignment` (the registered arena's slots: pages). */
+export function markOwned(buffer: ArrayBuffer, baseAlignment: number): void {
+  ownedArrayBuffers.set(buffer, baseAlignment);
 }
 
 /** True when the kernel may use this buffer's memory in flight without a copy: odirect's own, or shared. */
 export function isOwnedMemory(buffer: ArrayBufferLike): boolean {
   return ownedArrayBuffers.has(buffer);
+}
+
+/**
+ * Whether the view's address is a multiple of `alignment` (a power of two). For
+ * odirect's own memory the base's alignment is known, so it is the byte
+ * offset's arithmetic, with no call into the addon (this runs for every direct
+ * write: issue 14); other memory asks the addon for the address.
+ */
+export function addressAligned(view: ArrayBufferView, alignment: number): boolean {
+  if (alignment <= 1) return true;
+  const base = ownedArrayBuffers.get(view.buffer);
+  if (base !== undefined && base % alignment === 0) return view.byteOffset % alignment === 0;
+  return native.addressModulo(view, alignment) === 0;
 }
 
 /**
@@ -62,7 +75,8 @@ export function alignedBuffer(size: number, alignment = DEFAULT_ALIGNMENT): Buff
     throw withContext(err, { length: size }); // ENOMEM from posix_memalign: an OdirectError
   }
   if (external) {
-    ownedArrayBuffers.add(external);
+    // posix_memalign(alignment), and never less than the page size would be wrong: only `alignment` is promised.
+    ownedArrayBuffers.set(external, alignment);
     return Buffer.from(external, 0, size);
   }
   let sharedMemory: SharedArrayBuffer;

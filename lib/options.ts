@@ -58,7 +58,11 @@ export interface ResolvedWrite {
   signal: AbortSignal | undefined;
 }
 
+/** No options: the defaults, made once (every plain write comes here). */
+const DEFAULT_WRITE: ResolvedWrite = Object.freeze({ atomic: false, cache: 'default', dsync: false, signal: undefined });
+
 export function resolveWriteOptions(options: unknown): ResolvedWrite {
+  if (options === undefined) return DEFAULT_WRITE;
   const o = checkOptions<WriteOptions>(options, 'options');
   const atomic = checkBoolean(o.atomic, 'options.atomic') ?? false;
   const cache = checkEnum(o.cache, 'options.cache', ['default', 'dontcache', 'writethrough'] as const) ?? 'default';

@@ -19,7 +19,7 @@ export class FixedArena {
   acquire(size: number): Buffer | undefined {
     const slot = native.uringArenaAcquire(size);
     if (!slot) return undefined;
-    markOwned(slot);
+    markOwned(slot, 4096); // whole 4 KiB pages of the region (native/owned.cc)
     this.slots.add(slot);
     return Buffer.from(slot, 0, size);
   }

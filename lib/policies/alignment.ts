@@ -8,7 +8,7 @@
 //   written (read-modify-write of the edge blocks).
 // In strict mode any of these is an AlignmentError before any I/O.
 import { AlignmentError } from '../errors';
-import { isMemoryAligned } from '../aligned';
+import { addressAligned } from '../aligned';
 
 export interface AlignmentRules {
   memAlign: number;
@@ -45,7 +45,7 @@ export function findMisalignment(
         message: `${which} length ${chunk.byteLength} is not a multiple of ${offsetAlign}`,
       };
     }
-    if (!isMemoryAligned(chunk, memAlign)) {
+    if (!addressAligned(chunk, memAlign)) {
       return { code: 'ERR_ALIGNMENT_MEMORY', remedy: 'bounce', message: `${which} address is not a multiple of ${memAlign}` };
     }
   }
