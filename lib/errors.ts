@@ -56,13 +56,16 @@ export function isSystemError(err: unknown): err is SystemError {
 }
 
 /**
- * Wraps an errno from the native layer with where it happened. Errors that
- * are not from a syscall (TypeError from a native argument check) pass through.
+ * Wraps an errno from the native layer or from node:fs with where it
+ * happened. Errors that are not from a syscall (TypeError from a native
+ * argument check) pass through.
  */
 export function withContext(err: unknown, context: ErrorContext, Kind: typeof OdirectError = OdirectError): unknown {
   if (err instanceof OdirectError || !isSystemError(err)) return err;
+  // node:fs messages already name the path ("ENOENT: …, chmod '/a/b'").
+  const named = context.path !== undefined && err.message.includes(`'${context.path}'`);
   const where = [
-    context.path,
+    named ? undefined : context.path,
     context.position !== undefined ? `at ${context.position}` : undefined,
     context.length !== undefined ? `(${context.length} bytes)` : undefined,
   ]
@@ -70,8 +73,16 @@ export function withContext(err: unknown, context: ErrorContext, Kind: typeof Od
     .join(' ');
   return new Kind(err.code, where ? `${err.message}: ${where}` : err.message, {
     ...context,
-    errno: err.errno,
+    // libuv (node:fs) gives errno negated (-2 for ENOENT); the addon, as the kernel's positive value.
+    errno: Math.abs(err.errno),
     syscall: err.syscall,
     cause: err,
+  });
+}
+
+/** A node:fs call whose failure becomes an OdirectError naming `path`, the node error kept as `cause`. */
+export function fsCall<T>(call: Promise<T>, path: string): Promise<T> {
+  return call.catch((err: unknown) => {
+    throw withContext(err, { path });
   });
 }

@@ -25,7 +25,7 @@
 import { randomBytes } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
-import { OdirectError, withContext } from './errors';
+import { OdirectError, fsCall, withContext } from './errors';
 import { open } from './file';
 import { C, native } from './native';
 import { checkData, resolveWriteFileOptions, writeInto, type WriteFileOptions } from './streams/whole-file';
@@ -49,6 +49,8 @@ export interface ReplaceSteps {
   syncFileAfterDir?: boolean;
   /** Tests only: runs right after the rename, before the syncs (where a test shuts the filesystem down). */
   afterRename?: () => Promise<void>;
+  /** Tests only: runs right after the temp file is created, before its mode is set (where a test makes that fail). */
+  afterCreate?: (temp: string) => Promise<void>;
 }
 
 const ALL_STEPS: ReplaceSteps = { syncData: true, syncDir: true, syncFileAfterDir: true };
@@ -109,8 +111,9 @@ async function replaceNow(
   let renamed = false;
   try {
     try {
+      await steps.afterCreate?.(temp);
       // The target's mode exactly, not as the umask leaves it.
-      if (keepMode !== undefined) await fsp.chmod(temp, keepMode);
+      if (keepMode !== undefined) await fsCall(fsp.chmod(temp, keepMode), temp);
       await writeInto(file, data, o, steps.syncData);
     } finally {
       await file.close();

@@ -5,10 +5,12 @@
 //   write, write back and wait, then POSIX_FADV_DONTNEED on the range.
 // - 'writethrough': write, then write back that range and wait, pages kept
 //   (what the RWF_WRITETHROUGH RFC proposes; not in mainline).
+// A write that starts past EOF also dirties the old EOF page (the kernel
+// zeroes it past the old size): "that range" starts there (docs/page-cache-collisions.md).
 import type { Engine } from '../engines/engine';
 import { C } from '../native';
 import type { CacheMode } from '../types';
-import { writeBackAndDrop, writeBackRange } from './writeback';
+import { dirtiedFrom, sizeBeforeWrite, writeBackAndDrop, writeBackRange } from './writeback';
 
 export interface BufferedTarget {
   engine: Engine;
@@ -26,13 +28,19 @@ export async function writeCached(
   rwflags: number,
 ): Promise<number> {
   const { engine, fd } = target;
+  // A write that starts past EOF also dirties the old EOF page (writeback.ts, dirtiedFrom).
+  const from = dirtiedFrom(position, sizeBeforeWrite(fd));
   if (mode === 'dontcache' && target.dontcache) {
-    return engine.writev(fd, chunks, position, rwflags | C.RWF_DONTCACHE);
+    const written = await engine.writev(fd, chunks, position, rwflags | C.RWF_DONTCACHE);
+    // The written pages go once written back; the old EOF page was dirtied by
+    // the kernel's zeroing, not as a dontcache page, so it would stay.
+    if (written > 0 && from < position) await writeBackAndDrop(engine, fd, from, 1);
+    return written;
   }
   const written = await engine.writev(fd, chunks, position, rwflags);
   if (written > 0) {
-    if (mode === 'dontcache') await writeBackAndDrop(engine, fd, position, written);
-    else await writeBackRange(engine, fd, position, written);
+    if (mode === 'dontcache') await writeBackAndDrop(engine, fd, from, position + written - from);
+    else await writeBackRange(engine, fd, from, position + written - from);
   }
   return written;
 }

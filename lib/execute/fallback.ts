@@ -6,7 +6,7 @@
 // and then the next call says which.
 import type { Engine } from '../engines/engine';
 import { OdirectError } from '../errors';
-import { writeBackAndDrop } from './writeback';
+import { dirtiedFrom, sizeBeforeWrite, writeBackAndDrop } from './writeback';
 
 /** Views of `chunks` starting `skip` bytes in. */
 export function skipBytes(chunks: readonly Uint8Array[], skip: number): Uint8Array[] {
@@ -22,7 +22,11 @@ export function skipBytes(chunks: readonly Uint8Array[], skip: number): Uint8Arr
   return rest;
 }
 
-/** Writes bytes [done, length) of `chunks` at position+done through the buffered fd, then writes back and drops. */
+/**
+ * Writes bytes [done, length) of `chunks` at position+done through the
+ * buffered fd, then writes back and drops every page that dirtied: the
+ * written range, and the old end-of-file page when the write started past it.
+ */
 export async function finishBuffered(
   engine: Engine,
   bufferedFd: number,
@@ -33,6 +37,7 @@ export async function finishBuffered(
   rwflags: number,
 ): Promise<void> {
   const start = done;
+  const from = dirtiedFrom(position + start, sizeBeforeWrite(bufferedFd));
   while (done < length) {
     const written = await engine.writev(bufferedFd, skipBytes(chunks, done), position + done, rwflags);
     if (written <= 0) {
@@ -43,5 +48,5 @@ export async function finishBuffered(
     }
     done += written;
   }
-  await writeBackAndDrop(engine, bufferedFd, position + start, length - start);
+  await writeBackAndDrop(engine, bufferedFd, from, position + length - from);
 }

@@ -5,7 +5,7 @@
 import { existsSync, promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import type { DirectFile } from '../file';
-import { OdirectError } from '../errors';
+import { OdirectError, fsCall } from '../errors';
 import type { EngineName } from '../types';
 import { ArgumentError, checkBoolean, checkEnum, checkOptions, checkPosition, rangeError, typeError } from '../validate';
 import { alignedBuffer } from '../aligned';
@@ -288,12 +288,15 @@ export class DurableLog {
     const o = resolveOptions(dir, options);
     if (!existsSync(o.dir)) {
       if (!o.create) throw new OdirectError('ENOENT', `ENOENT: log directory ${o.dir} does not exist (options.create is false)`, { path: o.dir });
-      await fsp.mkdir(o.dir, { recursive: true });
+      await fsCall(fsp.mkdir(o.dir, { recursive: true }), o.dir);
       await syncDir(path.dirname(o.dir));
     }
     const files: SegmentFileOptions = { dir: o.dir, segmentSize: o.segmentSize, blockSize: BLOCK, engine: o.engine };
     const { indexes, leftovers, spares } = await listSegments(o.dir);
-    for (const name of leftovers) await fsp.rm(path.join(o.dir, name), { force: true });
+    for (const name of leftovers) {
+      const file = path.join(o.dir, name);
+      await fsCall(fsp.rm(file, { force: true }), file);
+    }
     if (indexes.length === 0 && !o.create) {
       throw new OdirectError('ENOENT', `ENOENT: ${o.dir} holds no log segments (options.create is false)`, { path: o.dir });
     }
@@ -381,7 +384,8 @@ export class DurableLog {
       const f = await openSegmentFile(files, r.index, false);
       if (f.size < r.size || r.size !== o.segmentSize) {
         await f.close();
-        await fsp.rm(path.join(o.dir, segmentName(r.index)), { force: true });
+        const file = path.join(o.dir, segmentName(r.index));
+        await fsCall(fsp.rm(file, { force: true }), file);
         continue;
       }
       const header = await writeHeader(f, files, r.index, r.salt);
@@ -392,7 +396,7 @@ export class DurableLog {
     for (const spare of spares.splice(0)) {
       const st = await fsp.stat(spare).catch(() => undefined);
       if (st?.size === o.segmentSize) spares.push(spare);
-      else await fsp.rm(spare, { force: true });
+      else await fsCall(fsp.rm(spare, { force: true }), spare);
     }
     let active: Segment;
     let cursor: number;
@@ -772,9 +776,9 @@ export class DurableLog {
       // Kept for reuse (up to segmentsAhead + 1 of them) when it has the size new segments get.
       if (this.spares.length <= this.o.segmentsAhead && seg.size === this.o.segmentSize) {
         const spare = spareName(this.dir, seg.index);
-        await fsp.rename(file, spare);
+        await fsCall(fsp.rename(file, spare), file);
         this.spares.push(spare);
-      } else await fsp.rm(file, { force: true });
+      } else await fsCall(fsp.rm(file, { force: true }), file);
       removed++;
     }
     if (removed > 0) {

@@ -5,7 +5,7 @@ import { randomInt } from 'node:crypto';
 import { promises as fsp } from 'node:fs';
 import * as path from 'node:path';
 import { alignedBuffer } from '../aligned';
-import { OdirectError } from '../errors';
+import { OdirectError, fsCall } from '../errors';
 import { open, type DirectFile } from '../file';
 import type { EngineName } from '../types';
 import { SEGMENT_VERSION, decodeSegmentHeader, encodeSegmentHeader, roundUp, type SegmentHeader } from './format';
@@ -25,7 +25,7 @@ export function segmentName(index: number): string {
 
 /** Indexes of the segment files in `dir`, ascending; leftovers of an interrupted preparation; retired segments kept for reuse. */
 export async function listSegments(dir: string): Promise<{ indexes: number[]; leftovers: string[]; spares: string[] }> {
-  const names = await fsp.readdir(dir);
+  const names = await fsCall(fsp.readdir(dir), dir);
   const indexes: number[] = [];
   const leftovers: string[] = [];
   const spares: string[] = [];
@@ -52,11 +52,11 @@ export function newSalt(avoid?: number): number {
 
 /** fsync of the directory: a created, renamed or removed segment stays so after a crash. */
 export async function syncDir(dir: string): Promise<void> {
-  const handle = await fsp.open(dir, 'r');
+  const handle = await fsCall(fsp.open(dir, 'r'), dir);
   try {
-    await handle.sync();
+    await fsCall(handle.sync(), dir);
   } finally {
-    await handle.close();
+    await fsCall(handle.close(), dir);
   }
 }
 
@@ -108,7 +108,7 @@ export async function prepareSegment(o: SegmentFileOptions, index: number, spare
     }
     const header = await writeHeader(f, o, index);
     await f.sync({ dataOnly: true });
-    await fsp.rename(tmp, path.join(o.dir, segmentName(index)));
+    await fsCall(fsp.rename(tmp, path.join(o.dir, segmentName(index))), tmp);
     await syncDir(o.dir);
     return { file: f, header };
   } catch (err) {
@@ -131,7 +131,7 @@ async function recycleSegment(o: SegmentFileOptions, index: number, spare: strin
       throw new OdirectError('ERR_LOG_SEGMENT_SIZE', `spare segment ${spare} is ${f.size} bytes, not ${o.segmentSize}`, { path: spare });
     }
     const header = await writeHeader(f, o, index);
-    await fsp.rename(spare, path.join(o.dir, segmentName(index)));
+    await fsCall(fsp.rename(spare, path.join(o.dir, segmentName(index))), spare);
     await syncDir(o.dir);
     return { file: f, header };
   } catch (err) {

@@ -171,7 +171,11 @@ export class BlockWriter {
     const block = stage.subarray(0, length);
     while (this.inFlight.size >= this.opts.writeBehind) await Promise.race(this.inFlight);
     this.throwIfFailed();
-    await this.growAhead(position + block.byteLength);
+    // An unaligned write (the head up to the first block boundary, after an
+    // unaligned start or append) is at most one block and is not grown ahead
+    // of: a handle that refuses it (alignment 'strict') then fails before the
+    // file changed at all.
+    if (position % this.align === 0) await this.growAhead(position + block.byteLength);
     const options = this.file.direct ? { dsync: this.opts.dsync } : { dsync: this.opts.dsync, cache: 'dontcache' as const };
     this.writesIssued++;
     // The promise holds `block` until the write settles: nothing else reuses it.

@@ -1,7 +1,10 @@
 // Options of the streams and whole-file helpers: checked before any I/O, with
 // the names and meanings of node:fs where they mean the same thing.
+import * as nodePath from 'node:path';
+import { OdirectError } from '../errors';
+import { DirectFile } from '../file';
 import type { EngineName } from '../types';
-import { ArgumentError, checkBoolean, checkEnum, checkOptions, checkPosition, rangeError, typeError } from '../validate';
+import { ArgumentError, checkBoolean, checkEnum, checkOptions, checkPath, checkPosition, rangeError, typeError } from '../validate';
 
 const MiB = 1024 * 1024;
 /** Bytes per direct read or write: large enough that per-I/O overhead is small next to the transfer. */
@@ -52,7 +55,61 @@ export function checkEngine(value: unknown, name: string): 'auto' | EngineName {
   return checkEnum(value, name, ['auto', 'uring', 'threadpool'] as const) ?? 'threadpool';
 }
 
+/**
+ * options.fd of a stream: a DirectFile from odirect's open(), open (and
+ * writable for a write stream). A raw fd number is refused: odirect's I/O
+ * depends on what DirectFile knows of its fd (opened O_DIRECT or not, the
+ * device's alignment, the size it tracks to order extending writes, the range
+ * locks shared with other handles of the file), and a number from node:fs
+ * carries none of it.
+ */
+export function checkStreamFd(value: unknown, name: string, access: 'read' | 'write'): DirectFile | undefined {
+  if (value === undefined) return undefined;
+  if (typeof value === 'number') {
+    throw new ArgumentError(
+      'ERR_INVALID_ARG_TYPE',
+      `${name} must be a DirectFile from odirect's open(), got the number ${value}: a raw fd carries no O_DIRECT, alignment or size tracking`,
+    );
+  }
+  if (!(value instanceof DirectFile)) throw typeError(name, "a DirectFile from odirect's open()", value);
+  if (value.closed) throw new OdirectError('EBADF', `EBADF: ${name} (${value.path}) is closed`, { errno: EBADF, path: value.path });
+  if (access === 'write' && value.readOnly) {
+    throw new OdirectError('EBADF', `EBADF: ${name} (${value.path}) was opened read-only`, { errno: EBADF, path: value.path });
+  }
+  return value;
+}
+
+const EBADF = 9;
+
+/**
+ * The path of a stream: with options.fd it may be left out (null or
+ * undefined, as node:fs takes it) or name the same file; the stream's path is
+ * then the DirectFile's.
+ */
+export function streamPath(value: unknown, fd: DirectFile | undefined): string {
+  if (!fd) return checkPath(value);
+  if (value === undefined || value === null) return fd.path;
+  const p = checkPath(value);
+  if (nodePath.resolve(p) !== nodePath.resolve(fd.path)) {
+    throw new ArgumentError('ERR_INVALID_ARG_VALUE', `path (${p}) and options.fd (${fd.path}) name different files: give one or the other`);
+  }
+  return fd.path;
+}
+
+/** Options that only mean something when the stream opens the file itself. */
+function refuseWithFd(o: Record<string, unknown>, names: string[]): void {
+  for (const name of names) {
+    if (o[name] !== undefined) {
+      throw new ArgumentError('ERR_INVALID_ARG_VALUE', `options.${name} cannot be given with options.fd: it applies when the stream opens the file`);
+    }
+  }
+}
+
 export interface ResolvedRead {
+  /** An open file to read instead of opening the path. */
+  fd: DirectFile | undefined;
+  /** Close the file when the stream ends or is destroyed (node:fs's autoClose). */
+  autoClose: boolean;
   start: number;
   /** Exclusive: one past the last byte to read (node:fs's `end` is inclusive). */
   endExclusive: number;
@@ -69,6 +126,8 @@ export function resolveReadOptions(options: unknown): ResolvedRead {
   if (o.encoding !== undefined && o.encoding !== null) {
     throw new ArgumentError('ERR_INVALID_ARG_VALUE', 'options.encoding is not supported: the stream gives Buffers (use setEncoding())');
   }
+  const fd = checkStreamFd(o.fd, 'options.fd', 'read');
+  if (fd) refuseWithFd(o, ['engine']);
   const start = o.start === undefined ? 0 : checkPosition(o.start, 'options.start');
   let endExclusive = Number.MAX_SAFE_INTEGER;
   if (o.end !== undefined && o.end !== Infinity) {
@@ -77,6 +136,8 @@ export function resolveReadOptions(options: unknown): ResolvedRead {
     endExclusive = end + 1;
   }
   return {
+    fd,
+    autoClose: checkBoolean(o.autoClose, 'options.autoClose') ?? true,
     start,
     endExclusive,
     chunk: checkChunkSize(o.highWaterMark, 'options.highWaterMark'),
@@ -86,11 +147,18 @@ export function resolveReadOptions(options: unknown): ResolvedRead {
   };
 }
 
-export type WriteFlags = 'w' | 'wx' | 'r+';
+export type WriteFlags = 'w' | 'wx' | 'r+' | 'a' | 'a+';
 
 export interface ResolvedWriteStream {
   flags: WriteFlags;
+  /** An open file to write instead of opening the path. */
+  fd: DirectFile | undefined;
+  /** Close the file when the stream finishes or is destroyed (node:fs's autoClose). */
+  autoClose: boolean;
+  /** Flags 'a'/'a+': the first byte goes at the file's size when the stream opens. */
+  append: boolean;
   mode: number;
+  /** Where the first byte goes, when not appending. */
   start: number;
   chunk: number;
   writeBehind: number;
@@ -105,10 +173,27 @@ export interface ResolvedWriteStream {
 
 export function resolveWriteStreamOptions(options: unknown): ResolvedWriteStream {
   const o = checkOptions<Record<string, unknown>>(options, 'options');
-  const flags = checkEnum(o.flags, 'options.flags', ['w', 'wx', 'r+'] as const) ?? 'w';
+  const flags = checkEnum(o.flags, 'options.flags', ['w', 'wx', 'r+', 'a', 'a+'] as const) ?? (o.fd === undefined ? 'w' : 'r+');
+  const fd = checkStreamFd(o.fd, 'options.fd', 'write');
+  if (fd) {
+    refuseWithFd(o, ['mode', 'engine']);
+    if (flags === 'w' || flags === 'wx') {
+      throw new ArgumentError(
+        'ERR_INVALID_ARG_VALUE',
+        `options.flags '${flags}' creates or truncates the file when the stream opens it; with options.fd use 'r+' (the default) or 'a'`,
+      );
+    }
+  }
+  const append = flags === 'a' || flags === 'a+';
+  if (append && o.start !== undefined) {
+    throw new ArgumentError('ERR_INVALID_ARG_VALUE', `options.start cannot be given with flags '${flags}': appending starts at the end of the file`);
+  }
   const size = o.size === undefined ? undefined : checkPosition(o.size, 'options.size');
   return {
     flags,
+    fd,
+    autoClose: checkBoolean(o.autoClose, 'options.autoClose') ?? true,
+    append,
     mode: checkMode(o.mode, 'options.mode') ?? 0o666,
     start: o.start === undefined ? 0 : checkPosition(o.start, 'options.start'),
     chunk: checkChunkSize(o.highWaterMark, 'options.highWaterMark'),

@@ -20,17 +20,23 @@
 // 'r' only. Where the filesystem has no direct I/O the reads are buffered,
 // with readahead off, and each chunk's pages are dropped after it is read
 // (uncached-reader.ts): `direct` is false and a 'fallback' event says why.
+// options.fd takes a DirectFile that is already open (not a raw number: see
+// checkStreamFd in options.ts); autoClose (default true) says whether the
+// stream closes it, as node:fs.
 import { Readable } from 'node:stream';
 import { alignedBuffer } from '../aligned';
 import { open, type DirectFile } from '../file';
 import type { EngineName } from '../types';
-import { checkPath } from '../validate';
-import { alignDown, alignUp, resolveReadOptions, type ResolvedRead } from './options';
+import { alignDown, alignUp, resolveReadOptions, streamPath, type ResolvedRead } from './options';
 import { UncachedReader } from './uncached-reader';
 import { fallbackReason, type FallbackInfo } from './write-stream';
 
 export interface ReadStreamOptions {
   flags?: 'r';
+  /** An open DirectFile to read instead of opening `path` (a raw fd number is refused). */
+  fd?: DirectFile;
+  /** Close the file at the end, on error or destroy. Default true; false leaves it open, also a `fd` given. */
+  autoClose?: boolean;
   /** First byte to read. Default 0. */
   start?: number;
   /** Last byte to read, inclusive (as in node:fs). Default: to the end of the file. */
@@ -39,7 +45,7 @@ export interface ReadStreamOptions {
   highWaterMark?: number;
   /** Reads in flight at once. Default 4. */
   readAhead?: number;
-  /** Default 'threadpool' (faster than io_uring for large sequential I/O here; see streams/options.ts). */
+  /** Default 'threadpool' (faster than io_uring for large sequential I/O here; see streams/options.ts). Not with `fd`. */
   engine?: 'auto' | EngineName;
   signal?: AbortSignal;
 }
@@ -69,9 +75,10 @@ export class DirectReadStream extends Readable {
   /** Reads issued so far (for checking read-ahead stays bounded). */
   readsIssued = 0;
 
-  constructor(path: string, options?: ReadStreamOptions) {
-    const p = checkPath(path);
+  /** `path` may be null with `options.fd` (as node:fs). */
+  constructor(path: string | URL | Buffer | null | undefined, options?: ReadStreamOptions) {
     const o = resolveReadOptions(options);
+    const p = streamPath(path, o.fd);
     super({ highWaterMark: o.chunk, signal: o.signal });
     this.path = p;
     this.options = o;
@@ -91,7 +98,7 @@ export class DirectReadStream extends Readable {
 
   override _construct(callback: (error?: Error | null) => void): void {
     const o = this.options;
-    open(this.path, { readOnly: true, engine: o.engine })
+    (o.fd ? Promise.resolve(o.fd) : open(this.path, { readOnly: true, engine: o.engine }))
       .then(async (file) => {
         this.file = file;
         if (!file.direct) this.uncached = await UncachedReader.open(this.path);
@@ -100,8 +107,11 @@ export class DirectReadStream extends Readable {
         this.nextOffset = alignDown(o.start, this.align);
         this.limit = Math.min(o.endExclusive, file.size);
         if (!file.direct) this.emit('fallback', { path: this.path, reason: fallbackReason(file) } satisfies FallbackInfo);
-        this.emit('open', file);
-        this.emit('ready');
+        // As node:fs: a stream given an fd opens nothing, so emits neither.
+        if (!o.fd) {
+          this.emit('open', file);
+          this.emit('ready');
+        }
         callback();
       })
       .catch((err: Error) => callback(err));
@@ -188,7 +198,7 @@ export class DirectReadStream extends Readable {
       while (this.inFlight.size > 0) await Promise.all(this.inFlight);
       this.ready.clear();
       await this.uncached?.close();
-      await this.file?.close();
+      if (this.options.autoClose) await this.file?.close();
     };
     settle().then(
       () => callback(error),
@@ -197,6 +207,6 @@ export class DirectReadStream extends Readable {
   }
 }
 
-export function createReadStream(path: string, options?: ReadStreamOptions): DirectReadStream {
+export function createReadStream(path: string | URL | Buffer | null | undefined, options?: ReadStreamOptions): DirectReadStream {
   return new DirectReadStream(path, options);
 }

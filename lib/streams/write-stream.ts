@@ -7,8 +7,17 @@
 //   pipeline's callback) comes only once every write has completed, the file
 //   has its exact size, and, with `dsync` or `flush`, all of it is durable.
 //   If any write fails the stream errors and 'finish' never comes.
-// - flags are 'w' (default), 'wx' or 'r+'; no 'a' (appending to an unaligned
-//   end would read and rewrite a block shared with data already there).
+// - flags are 'w' (default), 'wx', 'r+', 'a' or 'a+'. Appending is not
+//   O_APPEND (which would make every positioned write go to the end): the
+//   stream starts at the file's size when it opens and writes on from there,
+//   so it is an append for one writer, not for several racing ones. The first
+//   write, from an unaligned end to the next block boundary, goes to
+//   DirectFile.write, which reads and rewrites the block it shares with the
+//   data already there (the same route as an 'r+' stream with an unaligned
+//   start); every later write is aligned.
+// - options.fd takes a DirectFile that is already open (not a raw number:
+//   see checkStreamFd); autoClose (default true) says whether the stream
+//   closes it, as node:fs.
 // - highWaterMark (default 1 MiB) is also the size of each direct write.
 // - The file is grown ahead of the writes (fallocate), so while the stream is
 //   open it can be longer than the bytes written so far, with zeros past them;
@@ -20,17 +29,23 @@
 // kernel lacks it): `direct` is false and a 'fallback' event says why.
 import { Writable } from 'node:stream';
 import { open, type DirectFile } from '../file';
-import { checkPath } from '../validate';
 import { BlockWriter } from './block-writer';
-import { resolveWriteStreamOptions, type ResolvedWriteStream, type WriteFlags } from './options';
+import { resolveWriteStreamOptions, streamPath, type ResolvedWriteStream, type WriteFlags } from './options';
 import type { EngineName } from '../types';
 
 export interface WriteStreamOptions {
-  /** 'w' (create or truncate, default), 'wx' (create, fail if it exists), 'r+' (existing file, not truncated). */
+  /**
+   * 'w' (create or truncate, default), 'wx' (create, fail if it exists), 'r+' (existing file, not
+   * truncated), 'a'/'a+' (create if missing, write from its end). With `fd`: 'r+' (default) or 'a'/'a+'.
+   */
   flags?: WriteFlags;
-  /** Mode of a created file (before umask). Default 0o666, as node:fs. */
+  /** An open DirectFile to write instead of opening `path` (a raw fd number is refused). */
+  fd?: DirectFile;
+  /** Close the file on 'finish', error or destroy. Default true; false leaves it open, also a `fd` given. */
+  autoClose?: boolean;
+  /** Mode of a created file (before umask). Default 0o666, as node:fs. Not with `fd`. */
   mode?: number;
-  /** Byte offset of the first byte written. Default 0. */
+  /** Byte offset of the first byte written. Default 0. Not with 'a'/'a+'. */
   start?: number;
   /** Bytes buffered before write() returns false, and the size of each direct write. Default 1 MiB. */
   highWaterMark?: number;
@@ -44,7 +59,7 @@ export interface WriteStreamOptions {
   dsync?: boolean;
   /** One fdatasync before 'finish': everything written is durable when 'finish' comes. */
   flush?: boolean;
-  /** Default 'threadpool' (faster than io_uring for large sequential I/O here; see streams/options.ts). */
+  /** Default 'threadpool' (faster than io_uring for large sequential I/O here; see streams/options.ts). Not with `fd`. */
   engine?: 'auto' | EngineName;
   signal?: AbortSignal;
 }
@@ -65,9 +80,10 @@ export class DirectWriteStream extends Writable {
   private file: DirectFile | undefined;
   private writer: BlockWriter | undefined;
 
-  constructor(path: string, options?: WriteStreamOptions) {
-    const p = checkPath(path);
+  /** `path` may be null with `options.fd` (as node:fs). */
+  constructor(path: string | URL | Buffer | null | undefined, options?: WriteStreamOptions) {
     const o = resolveWriteStreamOptions(options);
+    const p = streamPath(path, o.fd);
     super({ highWaterMark: o.chunk, signal: o.signal, decodeStrings: true });
     this.path = p;
     this.options = o;
@@ -95,17 +111,20 @@ export class DirectWriteStream extends Writable {
 
   override _construct(callback: (error?: Error | null) => void): void {
     const o = this.options;
-    open(this.path, {
-      create: o.flags !== 'r+',
-      exclusive: o.flags === 'wx',
-      truncate: o.flags === 'w',
-      mode: o.mode,
-      engine: o.engine,
-    })
+    const opened = o.fd
+      ? Promise.resolve(o.fd)
+      : open(this.path, {
+          create: o.flags !== 'r+',
+          exclusive: o.flags === 'wx',
+          truncate: o.flags === 'w',
+          mode: o.mode,
+          engine: o.engine,
+        });
+    opened
       .then(async (file) => {
         this.file = file;
         this.writer = new BlockWriter(file, {
-          start: o.start,
+          start: o.append ? file.size : o.start,
           chunk: o.chunk,
           writeBehind: o.writeBehind,
           ...(o.size !== undefined ? { size: o.size } : {}),
@@ -116,8 +135,11 @@ export class DirectWriteStream extends Writable {
         });
         await this.writer.begin();
         if (!file.direct) this.emit('fallback', { path: this.path, reason: fallbackReason(file) } satisfies FallbackInfo);
-        this.emit('open', file);
-        this.emit('ready');
+        // As node:fs: a stream given an fd opens nothing, so emits neither.
+        if (!o.fd) {
+          this.emit('open', file);
+          this.emit('ready');
+        }
       })
       .then(() => callback(), (err: Error) => callback(err));
   }
@@ -130,11 +152,11 @@ export class DirectWriteStream extends Writable {
     this.writer!.finish().then(() => callback(), (err: Error) => callback(err));
   }
 
-  /** Waits for every write in flight to settle (each owns its buffer until then), then closes the file. */
+  /** Waits for every write in flight to settle (each owns its buffer until then), then closes the file (with autoClose). */
   override _destroy(error: Error | null, callback: (error?: Error | null) => void): void {
     const settled = this.writer ? this.writer.settle() : Promise.resolve();
     settled
-      .then(() => this.file?.close())
+      .then(() => (this.options.autoClose ? this.file?.close() : undefined))
       .then(
         () => callback(error),
         (closeError: Error) => callback(error ?? closeError),
@@ -142,6 +164,6 @@ export class DirectWriteStream extends Writable {
   }
 }
 
-export function createWriteStream(path: string, options?: WriteStreamOptions): DirectWriteStream {
+export function createWriteStream(path: string | URL | Buffer | null | undefined, options?: WriteStreamOptions): DirectWriteStream {
   return new DirectWriteStream(path, options);
 }
