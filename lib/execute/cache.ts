@@ -10,7 +10,7 @@
 import type { Engine } from '../engines/engine';
 import { C } from '../native';
 import type { CacheMode } from '../types';
-import { dirtiedFrom, sizeBeforeWrite, writeBackAndDrop, writeBackRange } from './writeback';
+import { writeBackAndDrop, writeBackRange } from './writeback';
 
 export interface BufferedTarget {
   engine: Engine;
@@ -26,10 +26,10 @@ export async function writeCached(
   chunks: Uint8Array[],
   position: number,
   rwflags: number,
+  /** Where the pages the write dirties begin: the route's page lock start (the old EOF page for a write past EOF). */
+  from: number,
 ): Promise<number> {
   const { engine, fd } = target;
-  // A write that starts past EOF also dirties the old EOF page (writeback.ts, dirtiedFrom).
-  const from = dirtiedFrom(position, sizeBeforeWrite(fd));
   if (mode === 'dontcache' && target.dontcache) {
     const written = await engine.writev(fd, chunks, position, rwflags | C.RWF_DONTCACHE);
     // The written pages go once written back; the old EOF page was dirtied by

@@ -6,7 +6,7 @@
 // and then the next call says which.
 import type { Engine } from '../engines/engine';
 import { OdirectError } from '../errors';
-import { dirtiedFrom, sizeBeforeWrite, writeBackAndDrop } from './writeback';
+import { writeBackAndDrop } from './writeback';
 
 /** Views of `chunks` starting `skip` bytes in. */
 export function skipBytes(chunks: readonly Uint8Array[], skip: number): Uint8Array[] {
@@ -35,9 +35,10 @@ export async function finishBuffered(
   length: number,
   done: number,
   rwflags: number,
+  /** Where the dirtied pages begin: the route's page lock start (the old EOF page for a write past EOF). */
+  dirtiedStart: number,
 ): Promise<void> {
-  const start = done;
-  const from = dirtiedFrom(position + start, sizeBeforeWrite(bufferedFd));
+  const from = Math.min(dirtiedStart, position + done);
   while (done < length) {
     const written = await engine.writev(bufferedFd, skipBytes(chunks, done), position + done, rwflags);
     if (written <= 0) {

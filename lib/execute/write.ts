@@ -243,8 +243,8 @@ const writeBuffered: Executor<'buffered'> = (file, request, route) =>
       await writeAll(file, fd, chunks, position, length, route.rwflags, request.signal);
     } else {
       const target = { engine: file.io, fd, dontcache: file.facts.caps.dontcache };
-      const written = await writeCached(target, route.cache as Exclude<CacheMode, 'default'>, chunks as Uint8Array[], position, route.rwflags);
-      if (written < length) await finishBuffered(file.io, fd, chunks, position, length, written, route.rwflags);
+      const written = await writeCached(target, route.cache as Exclude<CacheMode, 'default'>, chunks as Uint8Array[], position, route.rwflags, route.lock.start);
+      if (written < length) await finishBuffered(file.io, fd, chunks, position, length, written, route.rwflags, route.lock.start);
     }
     return DONE.buffered;
   });
@@ -252,7 +252,7 @@ const writeBuffered: Executor<'buffered'> = (file, request, route) =>
 /** Bytes [done, length) through the page cache, then written back and dropped (execute/fallback.ts). */
 function writeFallback(file: FileContext, request: WriteRequest, route: Route<'fallback'>, done: number): Promise<WriteOutcome> {
   return file.underLock(route.lock, async () => {
-    await finishBuffered(file.io, await file.buffered(), request.chunks, request.position, request.length, done, route.rwflags);
+    await finishBuffered(file.io, await file.buffered(), request.chunks, request.position, request.length, done, route.rwflags, route.lock.start);
     return DONE.fallback;
   });
 }

@@ -26,23 +26,3 @@ export async function writeBackAndDrop(engine: Engine, fd: number, offset: numbe
   await writeBackRange(engine, fd, start, span);
   await native.fadvise(fd, start, span, C.POSIX_FADV_DONTNEED);
 }
-
-/**
- * Where the pages a buffered write dirtied begin. A write that starts past
- * the end of file also dirties the page holding the old end, outside its own
- * range: the kernel zeroes that page past the old size through the page cache
- * before the write (XFS: xfs_file_write_checks -> iomap_zero_range; measured
- * in test/policies-eof-page.test.ts). So from that page when the old size ends
- * inside a page the write starts past; else from `position`. The range lock
- * of such a write starts there too (policies/route.ts, pageLock).
- */
-export function dirtiedFrom(position: number, sizeBefore: number): number {
-  const page = native.pageSize;
-  if (position <= sizeBefore || sizeBefore % page === 0) return position;
-  return Math.min(position, sizeBefore - (sizeBefore % page));
-}
-
-/** The file's size now, before a buffered write (for dirtiedFrom); 0 for a block device, which has no EOF page. */
-export function sizeBeforeWrite(fd: number): number {
-  return native.statxSync(fd).size;
-}
