@@ -149,11 +149,16 @@ export class DirectFile {
   // ---- writes and reads: decided in policies/route.ts, done in execute/ -------
 
   write(data: Uint8Array, position: number, options?: WriteOptions): Promise<WriteResult> {
-    return this.call('write', () => {
-      checkSignature(arguments, 'write(data, position, options?)', 2);
-      const chunk = checkBytes(data, 'data');
-      return this.writeRequest([chunk], checkPosition(position), resolveWriteOptions(options));
-    });
+    // call()'s steps written out, for the most common call (issue 14): no closure,
+    // and `arguments` is materialised only when there are more than two.
+    try {
+      if (arguments.length > 2) checkSignature(arguments, 'write(data, position, options?)', 2);
+      const run = this.writeRequest([checkBytes(data, 'data')], checkPosition(position), resolveWriteOptions(options));
+      this.checkOpen('write');
+      return run();
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   writev(chunks: Uint8Array[], position: number, options?: WriteOptions): Promise<WriteResult> {
@@ -184,16 +189,20 @@ export class DirectFile {
 
   /** Reads into `into` from `position`; returns bytes read (fewer at end of file). */
   read(into: Uint8Array, position: number, options?: ReadOptions): Promise<number> {
-    return this.call('open', () => {
-      checkSignature(arguments, 'read(into, position, options?)', 2);
+    // call()'s steps written out, as in write().
+    try {
+      if (arguments.length > 2) checkSignature(arguments, 'read(into, position, options?)', 2);
       const target = checkBytes(into, 'into');
       const pos = checkPosition(position);
-      const signal = checkSignal(checkOptions<ReadOptions>(options, 'options').signal, 'options.signal');
+      const signal = options === undefined ? undefined : checkSignal(checkOptions<ReadOptions>(options, 'options').signal, 'options.signal');
       checkEnd(pos, target.byteLength);
+      this.checkOpen('open');
       // Counted in flight and given its error context by execute/read.ts.
-      if (!signal) return () => performRead(this.file, { into: target, position: pos }, this.stats);
-      return () => abortable(() => `read ${this.path} at ${pos}`, signal, () => performRead(this.file, { into: target, position: pos, signal }, this.stats));
-    });
+      if (!signal) return performRead(this.file, { into: target, position: pos }, this.stats);
+      return abortable(() => `read ${this.path} at ${pos}`, signal, () => performRead(this.file, { into: target, position: pos, signal }, this.stats));
+    } catch (err) {
+      return Promise.reject(err);
+    }
   }
 
   /**
