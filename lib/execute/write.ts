@@ -70,9 +70,12 @@ function writeError(file: FileContext, request: WriteRequest, err: unknown): unk
 
 /**
  * The `direct` route's executor when nothing needs waiting for: not extending
- * (no statx, no ordering behind other extending writes), not atomic, a shared
- * range and no exclusive request held or waiting (so the range lock cannot make
- * it wait), no barrier (truncate, close) up. From the call to the SQE it then
+ * (no statx, no ordering behind other extending writes), its range free of
+ * conflicting requests held or waiting (so the range lock cannot make it wait:
+ * a shared range beside other shared ones, or the exclusive range of an atomic
+ * write that must not overlap another), no barrier (truncate, close) up.
+ * Atomic writes finish through finishDirect (the all-or-nothing check, the
+ * fsync when durability needs one). From the call to the SQE it then
  * allocates the request's state (FastDirectWrite, which is the engine's
  * Completion) and one promise, the caller's. Undefined when any of that does
  * not hold: the ordinary path (performOrdered) runs the same route with the
@@ -80,8 +83,8 @@ function writeError(file: FileContext, request: WriteRequest, err: unknown): unk
  */
 function writeDirectFast(file: FileContext, request: WriteRequest, route: Route<'direct'>, stats: FileStats): Promise<WriteResult> | undefined {
   const { lock } = route;
-  if (route.atomic !== undefined || lock.exclusive || route.reach > file.size.value) return undefined;
-  const hold = file.locks.holdShared(lock.start, lock.end);
+  if (route.reach > file.size.value) return undefined;
+  const hold = lock.exclusive ? file.locks.holdExclusive(lock.start, lock.end) : file.locks.holdShared(lock.start, lock.end);
   if (hold === undefined) return undefined;
   if (!file.gate.tryEnter()) {
     file.locks.drop(hold);
@@ -116,13 +119,14 @@ class FastDirectWrite implements Completion {
   complete(n: number): void {
     const { file, request } = this;
     file.locks.drop(this.hold);
-    if (n === request.length) {
+    if (n === request.length && this.route.atomic === undefined) {
       countWrite(this.stats, DONE.direct, request.length);
       file.gate.leave();
       this.resolve({ bytesWritten: request.length, path: 'direct' });
       return;
     }
-    // Short (RLIMIT_FSIZE, ENOSPC part way): the rest through the fallback, still counted in flight.
+    // Atomic: checked all or nothing, synced if durability needs it. Short (RLIMIT_FSIZE,
+    // ENOSPC part way): the rest through the fallback. Still counted in flight.
     finishDirect(file, request, this.route, n).then(
       (outcome) => {
         countWrite(this.stats, outcome, request.length);

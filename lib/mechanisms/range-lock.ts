@@ -71,9 +71,24 @@ export class RangeLock {
    * request that comes later waits for it.
    */
   holdShared(start: number, end: number): Hold | undefined {
-    if (this.exclusiveCount > 0) return undefined;
-    const entry: Entry = { start, end, exclusive: false, prev: undefined, next: undefined, linked: true };
+    return this.holdNow(start, end, false);
+  }
+
+  /**
+   * The same for an exclusive hold (the fast path of an atomic write that must
+   * not overlap another, policies/atomic-overlap.ts): when no entry, held or
+   * waiting, overlaps [start, end). A request that does not overlap any waiting
+   * one can go first without breaking FIFO order among overlapping requests.
+   */
+  holdExclusive(start: number, end: number): Hold | undefined {
+    return this.holdNow(start, end, true);
+  }
+
+  private holdNow(start: number, end: number, exclusive: boolean): Hold | undefined {
+    if (this.conflicts(start, end, exclusive)) return undefined;
+    const entry: Entry = { start, end, exclusive, prev: undefined, next: undefined, linked: true };
     this.link(entry);
+    if (exclusive) this.exclusiveCount++;
     return entry;
   }
 

@@ -59,6 +59,30 @@ describe('RangeLock', () => {
     expect(order).toEqual(['exclusive', 'shared']);
   });
 
+  it('holdShared/holdExclusive: a hold at once only when nothing held or waiting conflicts; FIFO kept among overlapping requests', async () => {
+    const locks = new RangeLock();
+    const a = locks.holdExclusive(0, 4096)!;
+    expect(a).toBeDefined();
+    expect(locks.holdExclusive(2048, 8192)).toBeUndefined(); // overlaps a held exclusive range
+    expect(locks.holdShared(0, 10)).toBeUndefined();
+    const disjoint = locks.holdShared(8192, 12288)!; // beside an exclusive range: fine
+    expect(disjoint).toBeDefined();
+    // [4096, 8192) touches neither held range: granted at once.
+    const between = locks.acquire(4096, 8192, true);
+    expect(typeof between).toBe('function');
+    (between as Release)();
+    // A request that has to wait is queued; a later overlapping one may not jump it.
+    const queued = locks.acquire(0, 8192, true);
+    expect(queued).toBeInstanceOf(Promise); // waits for `a`
+    expect(locks.holdShared(4096, 8192)).toBeUndefined(); // overlaps the waiting exclusive request
+    expect(locks.holdExclusive(12288, 16384)).toBeDefined(); // overlaps nothing
+    locks.drop(a);
+    (await (queued as Promise<Release>))();
+    locks.drop(disjoint);
+    locks.drop(disjoint); // a second drop is a no-op
+    expect(locks.holdShared(0, 4096)).toBeDefined();
+  });
+
   it('a second release is a no-op', () => {
     const locks = new RangeLock();
     const r = locks.acquire(0, 10, true) as Release;
