@@ -1,7 +1,7 @@
 // lib/habits.ts without a kernel: the signature check, AbortError, abortable()'s
 // outcomes, and stat()'s shaping of a statx record.
 import { describe, expect, it } from 'vitest';
-import { abortable, AbortError, checkSignature, currentSignal, toStat } from '../../lib/habits';
+import { abortable, AbortError, checkSignature, toStat } from '../../lib/habits';
 import type { NativeStatx } from '../../lib/native';
 import { OdirectError } from '../../lib/errors';
 import { ArgumentError } from '../../lib/validate';
@@ -32,7 +32,7 @@ describe('abortable', () => {
   it('an aborted signal: AbortError (name, code, cause) and run never called', async () => {
     let ran = false;
     const reason = new Error('why');
-    const p = abortable('x', AbortSignal.abort(reason), async () => {
+    const p = abortable(() => 'x', AbortSignal.abort(reason), async () => {
       ran = true;
       return 1;
     });
@@ -42,22 +42,26 @@ describe('abortable', () => {
     expect(ran).toBe(false);
   });
 
-  it('the signal is visible to code run inside, across awaits, and not outside', async () => {
-    const ac = new AbortController();
-    const seen: Array<AbortSignal | undefined> = [];
-    await abortable('x', ac.signal, async () => {
-      seen.push(currentSignal());
-      await new Promise((r) => setTimeout(r, 1));
-      seen.push(currentSignal());
-    });
-    expect(seen).toEqual([ac.signal, ac.signal]);
-    expect(currentSignal()).toBeUndefined();
+  it('without a signal it is run() itself: no promise of its own, and the name is never made', async () => {
+    const result = Promise.resolve(5);
+    let named = 0;
+    const p = abortable(
+      () => {
+        named++;
+        return 'x';
+      },
+      undefined,
+      () => result,
+    );
+    expect(p).toBe(result);
+    await expect(p).resolves.toBe(5);
+    expect(named).toBe(0);
   });
 
   it('aborted while running: rejects after run settles, whether run resolved or failed', async () => {
     const ac = new AbortController();
     let settled = false;
-    const p = abortable('x', ac.signal, async () => {
+    const p = abortable(() => 'x', ac.signal, async () => {
       await new Promise((r) => setTimeout(r, 5));
       settled = true;
       return 7;
@@ -66,7 +70,7 @@ describe('abortable', () => {
     await expect(p).rejects.toBeInstanceOf(AbortError);
     expect(settled).toBe(true);
     const ac2 = new AbortController();
-    const p2 = abortable('x', ac2.signal, async () => {
+    const p2 = abortable(() => 'x', ac2.signal, async () => {
       ac2.abort();
       throw new Error('ECANCELED');
     });
@@ -74,14 +78,14 @@ describe('abortable', () => {
   });
 
   it('not aborted: the result, or the error as it is', async () => {
-    await expect(abortable('x', new AbortController().signal, async () => 3)).resolves.toBe(3);
+    await expect(abortable(() => 'x', new AbortController().signal, async () => 3)).resolves.toBe(3);
     const e = new Error('boom');
     await expect(
-      abortable('x', new AbortController().signal, async () => {
+      abortable(() => 'x', new AbortController().signal, async () => {
         throw e;
       }),
     ).rejects.toBe(e);
-    await expect(abortable('x', undefined, async () => 4)).resolves.toBe(4);
+    await expect(abortable(() => 'x', undefined, async () => 4)).resolves.toBe(4);
   });
 });
 
