@@ -2,9 +2,9 @@
 // worker), shared by every file and by every copy of the JS module on that
 // thread (lib/engines/uring.ts keeps its engine on this addon's exports). JS prepares SQEs (uringPrep*), calls
 // uringSubmit() once at the end of its tick, and gets completions in batches:
-// the ring's eventfd is watched by a uv_poll_t; on wake every ready CQE is
-// reaped in one pass and handed to one JS callback as (ids, results).
-// The eventfd is only a hint (docs/kernel-facts.md §5): more or fewer wakes than CQEs.
+// the ring fd (an eventfd with DEFER_TASKRUN) is watched by a uv_poll_t; on wake
+// every ready CQE is reaped in one pass and handed to one JS callback.
+// A wake is only a hint (docs/kernel-facts.md §5): more or fewer wakes than CQEs.
 #include <errno.h>
 #include <liburing.h>
 #include <sys/eventfd.h>
@@ -70,12 +70,15 @@ class Ring {
     // SUBMIT_ALL (5.18): an SQE that fails to start does not stop the ones after it
     // from being submitted (without it they stay queued until the next submit).
     params.flags = IORING_SETUP_SUBMIT_ALL;
-    if (deferTaskrun) params.flags |= IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+    // TASKRUN_FLAG: the kernel sets IORING_SQ_TASKRUN while deferred work waits,
+    // which Reap checks after clearing the eventfd (docs/kernel-facts.md §5).
+    const unsigned deferFlags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN | IORING_SETUP_TASKRUN_FLAG;
+    if (deferTaskrun) params.flags |= deferFlags;
     deferTaskrun_ = deferTaskrun;
     int r = io_uring_queue_init_params(entries, &ring_, &params);
     if (r == -EINVAL) {
       params = io_uring_params{};
-      if (deferTaskrun) params.flags = IORING_SETUP_SINGLE_ISSUER | IORING_SETUP_DEFER_TASKRUN;
+      if (deferTaskrun) params.flags = deferFlags;
       r = io_uring_queue_init_params(entries, &ring_, &params);
     }
     if (r < 0) return r;
@@ -108,14 +111,21 @@ class Ring {
         napi_create_reference(env_, results, 1, &completedResultsRef_) != napi_ok) {
       return -ENOMEM;
     }
-    efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-    if (efd_ < 0) return -errno;
-    r = io_uring_register_eventfd(&ring_, efd_);
-    if (r < 0) return r;
+    // The loop watches the ring fd itself: readable while CQEs wait (level), and
+    // no eventfd read(2) per wake. With DEFER_TASKRUN nothing wakes a poller of
+    // the ring fd, so there an eventfd it is (docs/kernel-facts.md §5).
+    int pollFd = ring_.ring_fd;
+    if (deferTaskrun) {
+      efd_ = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+      if (efd_ < 0) return -errno;
+      r = io_uring_register_eventfd(&ring_, efd_);
+      if (r < 0) return r;
+      pollFd = efd_;
+    }
     uv_loop_t* loop = nullptr;
     if (napi_get_uv_event_loop(env_, &loop) != napi_ok) return -EINVAL;
     auto* box = new PollBox;
-    if ((r = uv_poll_init(loop, &box->poll, efd_)) < 0) {
+    if ((r = uv_poll_init(loop, &box->poll, pollFd)) < 0) {
       delete box;
       return r;
     }
@@ -338,13 +348,18 @@ class Ring {
   }
 
   void Reap() {
-    // One read resets a (non-semaphore) eventfd's whole counter; a second
-    // would only return EAGAIN: one syscall per wake is enough.
-    uint64_t wakes;
-    (void)!read(efd_, &wakes, sizeof wakes);
-    // With DEFER_TASKRUN the eventfd fires but the CQEs are posted only when this
-    // thread runs the task work (docs/kernel-facts.md §5).
-    if (deferTaskrun_) io_uring_get_events(&ring_);
+    if (deferTaskrun_) {
+      // The eventfd fires when work is queued, but the CQEs are posted only when
+      // this thread runs it (get_events), which signals the eventfd once more:
+      // read it after, or the next wake finds nothing. Work queued after get_events
+      // has its signal read away here too, so go again while IORING_SQ_TASKRUN
+      // says some waits (docs/kernel-facts.md §5).
+      uint64_t wakes;
+      do {
+        io_uring_get_events(&ring_);
+        (void)!read(efd_, &wakes, sizeof wakes);
+      } while (IO_URING_READ_ONCE(*ring_.sq.kflags) & IORING_SQ_TASKRUN);
+    }
     // At most cq_entries requests are on the ring (JS holds that many ids), so
     // the shared arrays hold every CQE there is; a full batch is delivered and
     // the peek goes on, should more have come meanwhile.
