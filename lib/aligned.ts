@@ -75,7 +75,7 @@ export function alignedBuffer(size: number, alignment = DEFAULT_ALIGNMENT): Buff
     throw withContext(err, { length: size }); // ENOMEM from posix_memalign: an OdirectError
   }
   if (external) {
-    // posix_memalign(alignment), and never less than the page size would be wrong: only `alignment` is promised.
+    // posix_memalign(alignment): that alignment is what is known of the address (it may be more).
     ownedArrayBuffers.set(external, alignment);
     return Buffer.from(external, 0, size);
   }

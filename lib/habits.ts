@@ -147,7 +147,7 @@ export function toStat(st: NativeStatx): DirectFileStat {
  * As node's FileHandle: a DirectFile collected without close() gets its fd closed,
  * with a process warning. Holds the fd number and path only, never the handle; an
  * op in flight keeps its handle reachable (its promise chain refers to it), so this
- * never runs under I/O. close() unregisters first, so a reused fd number is never closed.
+ * never runs under I/O. close() takes the handle out of this registry first, so a reused fd number is never closed.
  */
 interface Unclosed {
   fds: number[];

@@ -121,6 +121,8 @@ export interface NativeBinding {
   uringReplaceFile(slot: number, fd: number): void;
   /** Empties a slot (before its fd is closed). */
   uringUnregisterFile(slot: number): void;
+  /** Empties every slot (an interrupt path that points fds at /dev/null). */
+  uringUnregisterAllFiles(): void;
   uringPrepFsync(fd: number, dataOnly: boolean, id: number): boolean;
   uringPrepFallocate(fd: number, mode: number, offset: Offset, length: Offset, id: number): boolean;
   uringPrepFtruncate(fd: number, size: Offset, id: number): boolean;

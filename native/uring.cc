@@ -1,7 +1,7 @@
 // io_uring on the Node event loop. One ring per addon instance (main thread or
 // worker), shared by every file and by every copy of the JS module on that
 // thread (lib/engines/uring.ts keeps its engine on this addon's exports). JS prepares SQEs (uringPrep*), calls
-// uringSubmit() once at the end of its tick, and gets completions in batches:
+// uringSubmit() at the end of its tick (at once when the ring was idle), and gets completions in batches:
 // the ring fd (an eventfd with DEFER_TASKRUN) is watched by a uv_poll_t; on wake
 // every ready CQE is reaped in one pass and handed to one JS callback.
 // A wake is only a hint (docs/kernel-facts.md §5): more or fewer wakes than CQEs.
@@ -13,6 +13,7 @@
 #include <uv.h>
 
 #include <algorithm>
+#include <deque>
 #include <memory>
 #include <vector>
 
@@ -94,7 +95,7 @@ class Ring {
     unsigned fileSlots = kFileSlots;
     if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < fileSlots) fileSlots = static_cast<unsigned>(files.rlim_cur);
     if (fileSlots > 0 && io_uring_register_files_sparse(&ring_, fileSlots) == 0) {
-      for (unsigned slot = fileSlots; slot-- > 0;) freeFileSlots_.push_back(static_cast<int>(slot));
+      for (unsigned slot = 0; slot < fileSlots; slot++) freeFileSlots_.push_back(static_cast<int>(slot));
       fileSlotTaken_.assign(fileSlots, false);
       fileSlots_ = fileSlots;
     }
@@ -252,12 +253,13 @@ class Ring {
   // errno (ENOSPC: the table is full or missing; then the fd is used as it is).
   int RegisterFile(int fd) {
     // The free list may hold slots taken since by ReplaceFile: skipped here.
-    while (!freeFileSlots_.empty() && fileSlotTaken_[freeFileSlots_.back()]) freeFileSlots_.pop_back();
+    // First in, first out: a slot just emptied is the last to be handed out again.
+    while (!freeFileSlots_.empty() && fileSlotTaken_[freeFileSlots_.front()]) freeFileSlots_.pop_front();
     if (freeFileSlots_.empty()) return -ENOSPC;
-    int slot = freeFileSlots_.back();
+    int slot = freeFileSlots_.front();
     int r = io_uring_register_files_update(&ring_, slot, &fd, 1);
     if (r < 0) return r;
-    freeFileSlots_.pop_back();
+    freeFileSlots_.pop_front();
     fileSlotTaken_[slot] = true;
     return slot;
   }
@@ -283,6 +285,14 @@ class Ring {
     fileSlotTaken_[slot] = false;
     freeFileSlots_.push_back(slot);
     return 0;
+  }
+
+  // Empties every taken slot (an interrupt path that points fds elsewhere so a
+  // filesystem can be unmounted: the table's references would keep it busy).
+  void UnregisterAllFiles() {
+    for (unsigned slot = 0; slot < fileSlots_; slot++) {
+      if (fileSlotTaken_[slot]) UnregisterFile(static_cast<int>(slot));
+    }
   }
 
   // Turns the SQEs still waiting in the SQ into NOPs (same ids) and returns
@@ -423,7 +433,7 @@ class Ring {
   unsigned features_ = 0, cqEntries_ = 0, sqEntries_ = 0;
   std::vector<InFlight> slots_;
   unsigned inflightCount_ = 0;
-  std::vector<int> freeFileSlots_;
+  std::deque<int> freeFileSlots_;
   std::vector<bool> fileSlotTaken_;
   unsigned fileSlots_ = 0;
   uint32_t* completedIds_ = nullptr;
@@ -688,6 +698,12 @@ Napi::Value UnregisterFileSlot(const Napi::CallbackInfo& info) {
   return info.Env().Undefined();
 }
 
+// (): empties every slot of this thread's fixed-file table.
+Napi::Value UnregisterAllFileSlots(const Napi::CallbackInfo& info) {
+  RequireRing(info.Env()).UnregisterAllFiles();
+  return info.Env().Undefined();
+}
+
 // (bytes) allocates a region and registers it as fixed buffer 0 of this thread's ring.
 Napi::Value RegisterArena(const Napi::CallbackInfo& info) {
   RequireArgs(info, 1, "uringRegisterArena");
@@ -746,6 +762,7 @@ void InitUring(Napi::Env env, Napi::Object exports) {
   exports.Set("uringRegisterFile", Napi::Function::New(env, RegisterFileSlot, "uringRegisterFile"));
   exports.Set("uringReplaceFile", Napi::Function::New(env, ReplaceFileSlot, "uringReplaceFile"));
   exports.Set("uringUnregisterFile", Napi::Function::New(env, UnregisterFileSlot, "uringUnregisterFile"));
+  exports.Set("uringUnregisterAllFiles", Napi::Function::New(env, UnregisterAllFileSlots, "uringUnregisterAllFiles"));
   exports.Set("uringRegisterArena", Napi::Function::New(env, RegisterArena, "uringRegisterArena"));
   exports.Set("uringArenaAcquire", Napi::Function::New(env, ArenaAcquireSlot, "uringArenaAcquire"));
   exports.Set("uringCancelQueued", Napi::Function::New(env, CancelQueued, "uringCancelQueued"));

@@ -313,6 +313,24 @@ describeOnFs('xfs', 'queueDepth sizes the io_uring ring', (mnt) => {
 });
 
 describe('AbortSignal on an io_uring request that is really waiting in the kernel', () => {
+  it.skipIf(!ENGINES.includes('uring'))('an abort whose cancel waited in the backlog never cancels the request that got its id meanwhile; backlog listeners do not pile up', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'odirect-stale-cancel-'));
+    try {
+      const r = spawnSync(process.execPath, [path.join(root, 'test', 'fixtures', 'stale-cancel.cjs'), dir], { encoding: 'utf8', timeout: 30_000 });
+      expect(r.status, r.stderr).toBe(0);
+      const out = JSON.parse(r.stdout.trim());
+      expect(out.before).toEqual({ inFlight: 4, queued: 1 }); // the ring (CQ 4) full, W waiting
+      expect(out.r).toEqual({ ok: 1 }); // R completed before its cancel could go
+      expect(out.w).toEqual({ ok: 1 }); // W, on R's old id, was not cancelled
+      expect(out.wByte).toBe(2);
+      expect(out.inFlightAfter).toBe(0);
+      expect(out.queuedWithSignal).toBe(8); // 4 on the ring, 8 waited in the backlog
+      expect(out.listenersLeft).toBe(0);
+    } finally {
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it.skipIf(!ENGINES.includes('uring'))('a read blocked on an empty FIFO is cancelled (IORING_OP_ASYNC_CANCEL): ECANCELED, then AbortError', async () => {
     const fifo = path.join(os.tmpdir(), `odirect-habits-fifo-${process.pid}`);
     fs.rmSync(fifo, { force: true });

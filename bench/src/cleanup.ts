@@ -11,7 +11,7 @@ import { execFile, type ChildProcess } from 'node:child_process';
 import * as fs from 'node:fs';
 import * as os from 'node:os';
 import * as path from 'node:path';
-import { addCleanup, native, onInterrupt, ORDER } from './library';
+import { addCleanup, existingUringEngine, native, onInterrupt, ORDER } from './library';
 
 const children = new Set<ChildProcess>();
 const fdRoots = new Set<string>();
@@ -83,6 +83,8 @@ function closeTrackedFds(): void {
   } catch {
     return;
   }
+  // The ring's fixed-file table holds DirectFiles' files by reference, past any fd.
+  existingUringEngine()?.unregisterAllFiles();
   for (const name of fds) {
     const fd = Number(name);
     if (!Number.isInteger(fd) || fd <= 2) continue;

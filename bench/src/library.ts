@@ -15,3 +15,5 @@ export {
 export { addCleanup, onInterrupt, ORDER } from '../../dist/scratch/exit-cleanup.js';
 // The addon, for the interrupt path (cleanup.ts points fds at /dev/null rather than closing them).
 export { native } from '../../dist/native.js';
+// Its fixed-file table holds the files too: emptied on that path, or the unmount finds them busy.
+export { existingUringEngine } from '../../dist/engines/uring.js';

@@ -35,6 +35,8 @@ interface Waiting {
   prep: (id: number) => boolean;
   done: Completion;
   signal: AbortSignal | undefined;
+  /** Its abort listener while it waits in the backlog (removed when it leaves). */
+  onAbort?: () => void;
 }
 
 const RING_ENTRIES = 256;
@@ -102,10 +104,15 @@ export class UringEngine implements Engine {
    * where a plain fd would write too.
    */
   registerFile(fd: number): void {
-    const slot = this.fileSlots[fd];
-    if (slot !== undefined) return native.uringReplaceFile(slot, fd);
-    const taken = native.uringRegisterFile(fd);
-    if (taken >= 0) this.fileSlots[fd] = taken;
+    // Only an optimisation: a table that refuses leaves the plain fd in use.
+    try {
+      const slot = this.fileSlots[fd];
+      if (slot !== undefined) return native.uringReplaceFile(slot, fd);
+      const taken = native.uringRegisterFile(fd);
+      if (taken >= 0) this.fileSlots[fd] = taken;
+    } catch {
+      delete this.fileSlots[fd];
+    }
   }
 
   /** The fixed-file slot `fd`'s requests name now, if any. */
@@ -115,15 +122,31 @@ export class UringEngine implements Engine {
 
   /**
    * Takes `fd` out of the fixed-file table, before it is closed. SQEs prepared
-   * but not yet submitted name the slot: they are submitted first (the kernel
-   * takes its own reference on the file when it issues them).
+   * but not yet submitted name the slot: they are submitted first (submitted
+   * ones keep the file: the kernel holds the table's old node until they
+   * complete). An emptied slot is the last to be handed out again. Never throws:
+   * a slot the kernel would not empty is left taken (the fd still closes).
    */
   unregisterFile(fd: number): void {
     const slot = this.fileSlots[fd];
     if (slot === undefined) return;
     delete this.fileSlots[fd];
-    if (this.unsubmitted > 0) this.flush();
-    native.uringUnregisterFile(slot);
+    try {
+      if (this.unsubmitted > 0) this.flush();
+      native.uringUnregisterFile(slot);
+    } catch {
+      // left taken: the file stays referenced by the table until the ring goes
+    }
+  }
+
+  /** Empties the whole table (the bench's interrupt path, which points fds at /dev/null so the filesystem can be unmounted). */
+  unregisterAllFiles(): void {
+    this.fileSlots.length = 0;
+    try {
+      native.uringUnregisterAllFiles();
+    } catch {
+      // no table
+    }
   }
 
   /** Requests waiting for room on the ring. */
@@ -251,14 +274,18 @@ export class UringEngine implements Engine {
     const waiting: Waiting = { syscall, prep, done, signal };
     if (this.backlog.length > 0 || !this.tryPrep(waiting)) {
       this.backlog.push(waiting);
-      if (signal) signal.addEventListener('abort', () => this.abortWaiting(waiting), { once: true });
+      if (signal) {
+        waiting.onAbort = () => this.abortWaiting(waiting);
+        signal.addEventListener('abort', waiting.onAbort, { once: true });
+      }
     }
   }
 
   private abortWaiting(waiting: Waiting): void {
     const at = this.backlog.indexOf(waiting);
-    if (at < 0) return; // on the ring by now: onRing's own listener cancels it
+    if (at < 0) return;
     this.backlog.splice(at, 1);
+    waiting.onAbort = undefined;
     waiting.done.fail(new AbortError(waiting.syscall, waiting.signal!.reason));
   }
 
@@ -271,15 +298,24 @@ export class UringEngine implements Engine {
       queued = waiting.prep(id);
     } catch (err) {
       this.freeIds.push(id);
-      waiting.done.fail(err); // a native argument check: settled, not queued
+      this.leaveBacklog(waiting);
+      waiting.done.fail(err); // a native argument check (or a stale cancel): settled, not queued
       return true;
     }
     if (!queued) {
       this.freeIds.push(id);
       return false;
     }
+    this.leaveBacklog(waiting);
     this.onRing(id, waiting.syscall, waiting.done, waiting.signal);
     return true;
+  }
+
+  /** Its backlog abort listener goes (on the ring, onRing listens instead), so none piles up on a long-lived signal. */
+  private leaveBacklog(waiting: Waiting): void {
+    if (!waiting.onAbort) return;
+    waiting.signal!.removeEventListener('abort', waiting.onAbort);
+    waiting.onAbort = undefined;
   }
 
   private onRing(id: number, syscall: string, done: Completion, signal?: AbortSignal): void {
@@ -287,7 +323,13 @@ export class UringEngine implements Engine {
     this.syscalls[id] = syscall;
     if (signal) {
       const onAbort = (): void => {
-        this.issue('async_cancel', (cancelId) => native.uringPrepCancel(id, cancelId)).catch(() => undefined); // ENOENT/EALREADY: it completes as usual
+        // The cancel may wait in the backlog; by the time it is prepared, `id` may have
+        // completed and been handed to another request: then it is not sent.
+        const target = (cancelId: number): boolean => {
+          if (this.done[id] !== done) throw new Error('stale cancel: the request completed');
+          return native.uringPrepCancel(id, cancelId);
+        };
+        this.issue('async_cancel', target).catch(() => undefined); // ENOENT/EALREADY/stale: it completes as usual
       };
       signal.addEventListener('abort', onAbort, { once: true });
       this.aborts[id] = () => signal.removeEventListener('abort', onAbort);
@@ -358,18 +400,28 @@ export class UringEngine implements Engine {
     return done;
   }
 
-  /** A batch of CQEs, written by the native side into the shared arrays. */
+  /**
+   * A batch of CQEs, written by the native side into the shared arrays. Every id
+   * is freed even if a Completion throws (the first error is rethrown at the end,
+   * an uncaught exception as from any callback), so the in-flight limit never shrinks.
+   */
   private complete(ids: Uint32Array, results: Int32Array, count: number): void {
+    let thrown: { error: unknown } | undefined;
     for (let i = 0; i < count; i++) {
       const id = ids[i]!;
       const res = results[i]!;
       const done = this.settle(id);
       this.freeIds.push(id);
       if (!done) continue; // given up on (rejectQueued): its NOP came back
-      if (res < 0) done.fail(native.errnoError(-res, this.syscalls[id]!));
-      else done.complete(res);
+      try {
+        if (res < 0) done.fail(native.errnoError(-res, this.syscalls[id]!));
+        else done.complete(res);
+      } catch (error) {
+        thrown ??= { error };
+      }
     }
     while (this.backlog.length > 0 && this.tryPrep(this.backlog[0]!)) this.backlog.shift();
+    if (thrown) throw thrown.error;
   }
 }
 

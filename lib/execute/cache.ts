@@ -28,16 +28,18 @@ export async function writeCached(
   rwflags: number,
   /** Where the pages the write dirties begin: the route's page lock start (the old EOF page for a write past EOF). */
   from: number,
+  /** The caller's AbortSignal: aborted before the write is issued, it never is. */
+  signal?: AbortSignal,
 ): Promise<number> {
   const { engine, fd } = target;
   if (mode === 'dontcache' && target.dontcache) {
-    const written = await engine.writev(fd, chunks, position, rwflags | C.RWF_DONTCACHE);
+    const written = await engine.writev(fd, chunks, position, rwflags | C.RWF_DONTCACHE, signal);
     // The written pages go once written back; the old EOF page was dirtied by
     // the kernel's zeroing, not as a dontcache page, so it would stay.
     if (written > 0 && from < position) await writeBackAndDrop(engine, fd, from, 1);
     return written;
   }
-  const written = await engine.writev(fd, chunks, position, rwflags);
+  const written = await engine.writev(fd, chunks, position, rwflags, signal);
   if (written > 0) {
     if (mode === 'dontcache') await writeBackAndDrop(engine, fd, from, position + written - from);
     else await writeBackRange(engine, fd, from, position + written - from);

@@ -37,10 +37,12 @@ export async function finishBuffered(
   rwflags: number,
   /** Where the dirtied pages begin: the route's page lock start (the old EOF page for a write past EOF). */
   dirtiedStart: number,
+  /** The caller's AbortSignal: writes not yet issued when it fires are not issued. */
+  signal?: AbortSignal,
 ): Promise<void> {
   const from = Math.min(dirtiedStart, position + done);
   while (done < length) {
-    const written = await engine.writev(bufferedFd, skipBytes(chunks, done), position + done, rwflags);
+    const written = await engine.writev(bufferedFd, skipBytes(chunks, done), position + done, rwflags, signal);
     if (written <= 0) {
       throw new OdirectError('ERR_SHORT_WRITE', `buffered write at ${position + done} wrote nothing`, {
         position: position + done,

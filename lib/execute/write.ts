@@ -103,7 +103,7 @@ function writeDirectFast(file: FileContext, request: WriteRequest, route: Route<
   return promise;
 }
 
-/** A fast direct write in flight: holds its shared range and its place in the gate until the engine reports. */
+/** A fast direct write in flight: holds its range (shared, or exclusive for an atomic write) and its place in the gate until the engine reports. */
 class FastDirectWrite implements Completion {
   resolve!: (result: WriteResult) => void;
   reject!: (err: unknown) => void;
@@ -247,8 +247,8 @@ const writeBuffered: Executor<'buffered'> = (file, request, route) =>
       await writeAll(file, fd, chunks, position, length, route.rwflags, request.signal);
     } else {
       const target = { engine: file.io, fd, dontcache: file.facts.caps.dontcache };
-      const written = await writeCached(target, route.cache as Exclude<CacheMode, 'default'>, chunks as Uint8Array[], position, route.rwflags, route.lock.start);
-      if (written < length) await finishBuffered(file.io, fd, chunks, position, length, written, route.rwflags, route.lock.start);
+      const written = await writeCached(target, route.cache as Exclude<CacheMode, 'default'>, chunks as Uint8Array[], position, route.rwflags, route.lock.start, request.signal);
+      if (written < length) await finishBuffered(file.io, fd, chunks, position, length, written, route.rwflags, route.lock.start, request.signal);
     }
     return DONE.buffered;
   });
@@ -256,7 +256,7 @@ const writeBuffered: Executor<'buffered'> = (file, request, route) =>
 /** Bytes [done, length) through the page cache, then written back and dropped (execute/fallback.ts). */
 function writeFallback(file: FileContext, request: WriteRequest, route: Route<'fallback'>, done: number): Promise<WriteOutcome> {
   return file.underLock(route.lock, async () => {
-    await finishBuffered(file.io, await file.buffered(), request.chunks, request.position, request.length, done, route.rwflags, route.lock.start);
+    await finishBuffered(file.io, await file.buffered(), request.chunks, request.position, request.length, done, route.rwflags, route.lock.start, request.signal);
     return DONE.fallback;
   });
 }

@@ -65,7 +65,7 @@ export class RangeLock {
 
   /**
    * The fast path's hold (execute/write.ts): a shared hold on [start, end) when
-   * no exclusive request is held or waiting, so nothing can conflict; undefined
+   * no overlapping exclusive request is held or waiting, so nothing can conflict; undefined
    * otherwise (then acquire() decides). No closure, no promise: the entry is the
    * token, given back with drop(). It is still registered, so an exclusive
    * request that comes later waits for it.
