@@ -22,7 +22,7 @@
 //   of times; then the SQEs still queued become NOPs and their requests reject.
 import { isOwnedMemory } from '../aligned';
 import { OdirectError } from '../errors';
-import { C, native } from '../native';
+import { C, native, type NativeBinding } from '../native';
 import { needsOwnedCopy } from '../policies/ownership';
 import { readThroughCopy, writeThroughCopy } from './caller-memory';
 import { type Completion, PromiseCompletion, type Engine } from './engine';
@@ -176,26 +176,7 @@ export class UringEngine implements Engine {
     }
     // The kernel rejects RWF_ATOMIC on WRITE_FIXED (a bvec, not one user buffer): never fixed then.
     const fixed = !(rwflags & C.RWF_ATOMIC) && this.isFixed(buffers);
-    const slot = this.fileSlots[fd];
-    const target = slot ?? fd;
-    const fixedFile = slot !== undefined;
-    if (this.backlog.length === 0 && signal === undefined) {
-      // The common case, without a closure: straight onto the SQ when there is room.
-      const id = this.freeIds.pop();
-      if (id !== undefined) {
-        let queued: boolean;
-        try {
-          queued = native.uringPrepWritev(target, buffers, position, rwflags, id, fixed, fixedFile);
-        } catch (err) {
-          this.freeIds.push(id);
-          done.fail(err); // a native argument check: settled, not queued
-          return;
-        }
-        if (queued) return this.onRing(id, 'pwritev2', done);
-        this.freeIds.push(id);
-      }
-    }
-    this.start('pwritev2', (id) => native.uringPrepWritev(target, buffers, position, rwflags, id, fixed, fixedFile), done, signal);
+    this.startRw(native.uringPrepWritev, 'pwritev2', fd, buffers, position, rwflags, fixed, signal, done);
   }
 
   startReadv(fd: number, buffers: Uint8Array[], position: number, rwflags: number, signal: AbortSignal | undefined, done: Completion): void {
@@ -206,26 +187,41 @@ export class UringEngine implements Engine {
       );
       return;
     }
-    const fixed = this.isFixed(buffers);
+    this.startRw(native.uringPrepReadv, 'preadv2', fd, buffers, position, rwflags, this.isFixed(buffers), signal, done);
+  }
+
+  /** A read or write from owned memory: its fixed-file slot if it has one, then straight onto the SQ when there is room and nothing waits, else start(). */
+  private startRw(
+    prep: NativeBinding['uringPrepWritev'],
+    syscall: string,
+    fd: number,
+    buffers: Uint8Array[],
+    position: number,
+    rwflags: number,
+    fixed: boolean,
+    signal: AbortSignal | undefined,
+    done: Completion,
+  ): void {
     const slot = this.fileSlots[fd];
     const target = slot ?? fd;
     const fixedFile = slot !== undefined;
     if (this.backlog.length === 0 && signal === undefined) {
+      // The common case, without a closure.
       const id = this.freeIds.pop();
       if (id !== undefined) {
         let queued: boolean;
         try {
-          queued = native.uringPrepReadv(target, buffers, position, rwflags, id, fixed, fixedFile);
+          queued = prep(target, buffers, position, rwflags, id, fixed, fixedFile);
         } catch (err) {
           this.freeIds.push(id);
-          done.fail(err);
+          done.fail(err); // a native argument check: settled, not queued
           return;
         }
-        if (queued) return this.onRing(id, 'preadv2', done);
+        if (queued) return this.onRing(id, syscall, done);
         this.freeIds.push(id);
       }
     }
-    this.start('preadv2', (id) => native.uringPrepReadv(target, buffers, position, rwflags, id, fixed, fixedFile), done, signal);
+    this.start(syscall, (id) => prep(target, buffers, position, rwflags, id, fixed, fixedFile), done, signal);
   }
 
   private isFixed(buffers: Uint8Array[]): boolean {
