@@ -12,22 +12,14 @@ import { afterAll, describe, expect, it } from 'vitest';
 import { AlignmentError, ArgumentError, OdirectError, createReadStream, createWriteStream, open, type DirectFile } from '../lib/index';
 import { ENGINES } from './helpers/engines';
 import { C, native } from '../lib/native';
-import { residentPagesOf, writeKnown } from './helpers/files';
+import { collectStream, residentPagesOfFile, writeKnown } from './helpers/files';
 import { describeOnFs, uniqueDir } from './helpers/scratch';
 
 const KiB = 1024;
 const MiB = 1024 * KiB;
 
-function resident(file: string): number {
-  const size = fs.statSync(file).size;
-  return size === 0 ? 0 : residentPagesOf(file, 0, size);
-}
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const chunk of stream) parts.push(chunk as Buffer);
-  return Buffer.concat(parts);
-}
+const resident = residentPagesOfFile;
+const collect = collectStream;
 
 /** Drops `file`'s clean pages (after a read-back through the page cache): residency after is the next stream's. */
 function dropFromCache(file: string): void {

@@ -21,7 +21,7 @@ import {
   writeFile,
   type DirectFile,
 } from '../lib/index';
-import { residentPagesOf } from './helpers/files';
+import { collectStream, residentPagesOfFile } from './helpers/files';
 import { ENGINES } from './helpers/engines';
 import { describeOnFs, uniqueDir, type ScratchFsName } from './helpers/scratch';
 
@@ -31,16 +31,8 @@ const MiB = 1024 * KiB;
 /** Odd sizes: empty, sub-block, one off a block either side, and several MiB plus an odd tail. */
 const SIZES = [0, 1, 4095, 4097, 65_537, MiB + 13, 5 * MiB + 4097];
 
-function resident(file: string): number {
-  const size = fs.statSync(file).size;
-  return size === 0 ? 0 : residentPagesOf(file, 0, size);
-}
-
-async function collect(stream: Readable): Promise<Buffer> {
-  const parts: Buffer[] = [];
-  for await (const chunk of stream) parts.push(chunk as Buffer);
-  return Buffer.concat(parts);
-}
+const resident = residentPagesOfFile;
+const collect = collectStream;
 
 /** Feeds `data` in pieces of pseudo-random sizes (1 byte to 100 KiB), each a view at an odd address. */
 function oddPieces(data: Buffer, seed: number): Readable {

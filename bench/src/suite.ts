@@ -10,7 +10,7 @@ import { runCRef } from './contenders/cref';
 import { runFio } from './contenders/fio';
 import { runNodeFs } from './contenders/nodefs';
 import { runOdirect, runOdirectSync } from './contenders/odirect';
-import { runCopy, runReplace } from './contenders/streams';
+import { dropCache, runCopy, runReplace } from './contenders/streams';
 import { cachedPages, type ToolReport } from './environment';
 import type { BenchOptions } from './options';
 import type { Progress } from './progress';
@@ -149,16 +149,6 @@ async function freshAtomicFile(target: FsTarget, bs: number): Promise<Record<str
   };
 }
 
-/** Writes back and drops the file's page cache, so no contender inherits another's cached or dirty pages. */
-async function dropCache(file: string): Promise<void> {
-  if (!fs.existsSync(file)) return;
-  const f = await open(file, { direct: false, engine: 'threadpool' });
-  try {
-    await f.dropCache(0, 0);
-  } finally {
-    await f.close();
-  }
-}
 
 function isUnsupported(e: unknown): boolean {
   return e instanceof Unsupported || e instanceof UnsupportedError || (e as { code?: unknown })?.code === 'ERR_URING_UNAVAILABLE';

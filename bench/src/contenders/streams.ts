@@ -63,7 +63,8 @@ async function copySource(ctx: RunContext): Promise<{ file: string; size: number
   return { file, size };
 }
 
-async function dropFromCache(file: string): Promise<void> {
+/** Writes back and drops the file's page cache, so no contender inherits another's cached or dirty pages. */
+export async function dropCache(file: string): Promise<void> {
   if (!fs.existsSync(file)) return;
   const f = await open(file, { direct: false, engine: 'threadpool' });
   try {
@@ -77,7 +78,7 @@ export async function runCopy(c: ContenderId, ctx: RunContext): Promise<RunResul
   const { file: src, size } = await copySource(ctx);
   const dst = path.join(ctx.target.dir, 'bench-copy-dst.dat');
   fs.rmSync(dst, { force: true });
-  await dropFromCache(src);
+  await dropCache(src);
   const cpuStart = process.cpuUsage();
   const started = process.hrtime.bigint();
   switch (c) {
