@@ -153,9 +153,9 @@ export class DirectFile {
     // and `arguments` is materialised only when there are more than two.
     try {
       if (arguments.length > 2) checkSignature(arguments, 'write(data, position, options?)', 2);
-      const run = this.writeRequest([checkBytes(data, 'data')], checkPosition(position), resolveWriteOptions(options));
+      const request = this.writeRequest([checkBytes(data, 'data')], checkPosition(position), resolveWriteOptions(options));
       this.checkOpen('write');
-      return run();
+      return this.startWrite(request);
     } catch (err) {
       return Promise.reject(err);
     }
@@ -164,7 +164,8 @@ export class DirectFile {
   writev(chunks: Uint8Array[], position: number, options?: WriteOptions): Promise<WriteResult> {
     return this.call('write', () => {
       checkSignature(arguments, 'writev(chunks, position, options?)', 2);
-      return this.writeRequest(checkChunks(chunks), checkPosition(position), resolveWriteOptions(options));
+      const request = this.writeRequest(checkChunks(chunks), checkPosition(position), resolveWriteOptions(options));
+      return () => this.startWrite(request);
     });
   }
 
@@ -173,18 +174,24 @@ export class DirectFile {
       checkSignature(arguments, 'writeAtomic(data, position, options?)', 2);
       const chunk = checkBytes(data, 'data');
       const o = checkOptions<WriteOptions>(options, 'options');
-      return this.writeRequest([chunk], checkPosition(position), resolveWriteOptions({ ...o, atomic: true }));
+      const request = this.writeRequest([chunk], checkPosition(position), resolveWriteOptions({ ...o, atomic: true }));
+      return () => this.startWrite(request);
     });
   }
 
-  private writeRequest(chunks: Uint8Array[], position: number, w: ResolvedWrite): () => Promise<WriteResult> {
+  /** The checked request (its end within safe integers). */
+  private writeRequest(chunks: Uint8Array[], position: number, w: ResolvedWrite): WriteRequest {
     let length = 0;
     for (const c of chunks) length += c.byteLength;
     checkEnd(position, length);
-    const request: WriteRequest = { chunks, position, length, atomic: w.atomic, cache: w.cache, dsync: w.dsync, signal: w.signal };
-    // Errors in flight get their context where they happen (execute/write.ts): a failed extending write is cut back first.
-    if (!w.signal) return () => performWrite(this.file, request, this.stats);
-    return () => abortable(() => `write ${this.path} at ${position}`, w.signal, () => performWrite(this.file, request, this.stats));
+    return { chunks, position, length, atomic: w.atomic, cache: w.cache, dsync: w.dsync, signal: w.signal };
+  }
+
+  /** Runs a checked write; errors in flight get their context where they happen (execute/write.ts: a failed extending write is cut back first). */
+  private startWrite(request: WriteRequest): Promise<WriteResult> {
+    const { signal } = request;
+    if (!signal) return performWrite(this.file, request, this.stats);
+    return abortable(() => `write ${this.path} at ${request.position}`, signal, () => performWrite(this.file, request, this.stats));
   }
 
   /** Reads into `into` from `position`; returns bytes read (fewer at end of file). */
