@@ -13,7 +13,6 @@
 #include <uv.h>
 
 #include <algorithm>
-#include <deque>
 #include <memory>
 #include <vector>
 
@@ -95,7 +94,6 @@ class Ring {
     unsigned fileSlots = kFileSlots;
     if (getrlimit(RLIMIT_NOFILE, &files) == 0 && files.rlim_cur < fileSlots) fileSlots = static_cast<unsigned>(files.rlim_cur);
     if (fileSlots > 0 && io_uring_register_files_sparse(&ring_, fileSlots) == 0) {
-      for (unsigned slot = 0; slot < fileSlots; slot++) freeFileSlots_.push_back(static_cast<int>(slot));
       fileSlotTaken_.assign(fileSlots, false);
       fileSlots_ = fileSlots;
     }
@@ -252,16 +250,18 @@ class Ring {
   // Puts `fd` in a free slot of the fixed-file table: the slot, or a negative
   // errno (ENOSPC: the table is full or missing; then the fd is used as it is).
   int RegisterFile(int fd) {
-    // The free list may hold slots taken since by ReplaceFile: skipped here.
-    // First in, first out: a slot just emptied is the last to be handed out again.
-    while (!freeFileSlots_.empty() && fileSlotTaken_[freeFileSlots_.front()]) freeFileSlots_.pop_front();
-    if (freeFileSlots_.empty()) return -ENOSPC;
-    int slot = freeFileSlots_.front();
-    int r = io_uring_register_files_update(&ring_, slot, &fd, 1);
-    if (r < 0) return r;
-    freeFileSlots_.pop_front();
-    fileSlotTaken_[slot] = true;
-    return slot;
+    // Round robin from the last slot handed out: a slot just emptied is the
+    // last to be handed out again.
+    for (unsigned i = 0; i < fileSlots_; i++) {
+      unsigned slot = (nextFileSlot_ + i) % fileSlots_;
+      if (fileSlotTaken_[slot]) continue;
+      int r = io_uring_register_files_update(&ring_, slot, &fd, 1);
+      if (r < 0) return r;
+      fileSlotTaken_[slot] = true;
+      nextFileSlot_ = slot + 1;
+      return static_cast<int>(slot);
+    }
+    return -ENOSPC;
   }
 
   // Points a slot at `fd` (the number was closed behind odirect's back and
@@ -283,7 +283,6 @@ class Ring {
     int r = io_uring_register_files_update(&ring_, slot, &none, 1);
     if (r < 0) return r;
     fileSlotTaken_[slot] = false;
-    freeFileSlots_.push_back(slot);
     return 0;
   }
 
@@ -433,8 +432,8 @@ class Ring {
   unsigned features_ = 0, cqEntries_ = 0, sqEntries_ = 0;
   std::vector<InFlight> slots_;
   unsigned inflightCount_ = 0;
-  std::deque<int> freeFileSlots_;
   std::vector<bool> fileSlotTaken_;
+  unsigned nextFileSlot_ = 0;
   unsigned fileSlots_ = 0;
   uint32_t* completedIds_ = nullptr;
   int32_t* completedResults_ = nullptr;
